@@ -1,0 +1,1 @@
+"""One package per capability: its agents and the integrations it owns."""

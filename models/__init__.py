@@ -1,0 +1,1 @@
+"""Stream records (``records``) and the backend's database schema (``db``)."""

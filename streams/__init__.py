@@ -1,0 +1,1 @@
+"""The Faust application of lunch-streams and its wiring."""

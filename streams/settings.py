@@ -1,0 +1,127 @@
+"""All configuration, read from the environment in one place.
+
+Secrets (the bot token, Gemini keys) are kept out of ``repr`` so a logged or
+displayed ``Settings`` never leaks them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+__all__ = ["Settings", "bot_id_of", "key_fingerprint"]
+
+DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def bot_id_of(token: str | None) -> str:
+    """The public bot id (the part of a token before ``:``), safe to log."""
+    if not token:
+        return "none"
+    return token.split(":", 1)[0] if ":" in token else "?"
+
+
+def key_fingerprint(key: str) -> str:
+    """A short, non-reversible label of an API key, safe to log."""
+    import hashlib
+
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    kafka_broker_url: str = "kafka://127.0.0.1:9092"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lunch"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram_api_base_url: str = "https://api.telegram.org"
+    gemini_api_keys: tuple[str, ...] = field(default=(), repr=False)
+    gemini_api_base_url: str = DEFAULT_GEMINI_BASE_URL
+    gemini_model: str = "gemini-2.5-flash-lite"
+    recommendations_cron: str = "0 6 * * *"
+    timezone: str = "UTC"
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+    app_id: str = "lunch-streams"
+    topic_prefix: str = ""
+    # Partitions of every topic we create; must equal those of `deadline-passed`
+    # (our tables are co-partitioned with it).
+    topic_partitions: int = 8
+    # Telegram client-side throttle (Bot API limits: ~30 msg/s overall,
+    # 20 msg/min per group, 1 msg/s per chat). Divide the global rate by the
+    # number of workers sharing one bot.
+    telegram_global_rate: float = 25.0
+    telegram_group_per_minute: int = 20
+    telegram_chat_interval: float = 1.0
+    telegram_timeout: float = 10.0
+    notify_max_attempts: int = 8
+    notify_backoff_base: float = 2.0
+    notify_backoff_max: float = 300.0
+    broker_session_timeout: float = 10.0
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def topic(self, name: str) -> str:
+        """A topic's full name, with ``TOPIC_PREFIX`` in front."""
+        return f"{self.topic_prefix}{name}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()
+
+        def text(name: str, default: str) -> str:
+            return env.get(name, "").strip() or default
+
+        keys = tuple(k.strip() for k in env.get("GEMINI_API_KEYS", "").split(",") if k.strip())
+        settings = cls(
+            kafka_broker_url=text("KAFKA_BROKER_URL", d.kafka_broker_url),
+            database_url=text("DATABASE_URL", d.database_url),
+            redis_url=text("REDIS_URL", d.redis_url),
+            telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", "").strip() or None,
+            telegram_api_base_url=text("TELEGRAM_API_BASE_URL", d.telegram_api_base_url).rstrip("/"),
+            gemini_api_keys=keys,
+            gemini_api_base_url=text("GEMINI_API_BASE_URL", d.gemini_api_base_url).rstrip("/"),
+            gemini_model=text("GEMINI_MODEL", d.gemini_model),
+            recommendations_cron=text("RECOMMENDATIONS_CRON", d.recommendations_cron),
+            timezone=text("TIMEZONE", d.timezone),
+            web_port=_int(env, "WEB_PORT", d.web_port),
+            web_bind=text("WEB_BIND", d.web_bind),
+            app_id=text("APP_ID", d.app_id),
+            topic_prefix=env.get("TOPIC_PREFIX", "").strip(),
+            topic_partitions=_int(env, "TOPIC_PARTITIONS", d.topic_partitions),
+            telegram_global_rate=_float(env, "TELEGRAM_GLOBAL_RATE", d.telegram_global_rate),
+            telegram_group_per_minute=_int(env, "TELEGRAM_GROUP_PER_MINUTE", d.telegram_group_per_minute),
+            telegram_chat_interval=_float(env, "TELEGRAM_CHAT_INTERVAL", d.telegram_chat_interval),
+            telegram_timeout=_float(env, "TELEGRAM_TIMEOUT", d.telegram_timeout),
+            notify_max_attempts=_int(env, "NOTIFY_MAX_ATTEMPTS", d.notify_max_attempts),
+            notify_backoff_base=_float(env, "NOTIFY_BACKOFF_BASE", d.notify_backoff_base),
+            notify_backoff_max=_float(env, "NOTIFY_BACKOFF_MAX", d.notify_backoff_max),
+            broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", d.broker_session_timeout),
+        )
+        settings.zone  # noqa: B018 - fail fast on an unknown TIMEZONE
+        return settings
