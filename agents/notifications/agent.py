@@ -1,0 +1,252 @@
+"""Agents of deadline notifications: thin loops over ``DigestNotifier``.
+
+``deadline-passed`` (raw JSON, key = cafe id) → decode → one delivery attempt;
+a retryable failure becomes a ``DigestRetry`` on ``digest-retries`` (same key,
+same partition count) and its state lives in the ``digest-deliveries`` table,
+keyed by cafe id with one entry per date. The table also makes delivery
+idempotent: a (cafe, date) with any state is never started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterable, Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from agents.notifications.delivery import (
+    DeliveryState,
+    DigestJob,
+    DigestSender,
+    DigestSource,
+    Failed,
+    Outcome,
+    Retry,
+    Sent,
+    Skipped,
+    deliver,
+    retry_delay,
+)
+from models.records import DeadLetter, DigestRetry, InvalidEvent, parse_deadline_passed, payload_text
+from streams.app import app, settings
+from streams.settings import Settings
+from streams.topics import dead_letters_topic, deadline_passed_topic, digest_retries_topic
+
+__all__ = ["DigestNotifier", "digest_deliveries", "notifier", "notify_cafe_on_deadline", "retry_digest"]
+
+log = logging.getLogger(__name__)
+
+#: Dates of delivery state kept per cafe (bounds the table to one small entry per cafe).
+KEPT_DATES = 14
+
+digest_deliveries = app.Table(
+    "digest-deliveries",
+    default=None,
+    partitions=settings.topic_partitions,
+    key_serializer="raw",
+    value_serializer="json",
+    help="Delivery state of each cafe's digests, by date: status, attempts, next attempt, last error.",
+)
+
+
+class DigestNotifier:
+    """Turns deadline events into deliveries, and outcomes into table state, retries and dead letters.
+
+    ``source`` and ``sender`` are set when the worker starts (``streams.resources``), or by tests.
+    Must be called from inside an agent (table writes go to the current event's partition).
+    """
+
+    def __init__(
+        self,
+        *,
+        table: faust.Table,
+        config: Settings,
+        retries: faust.TopicT,
+        dead_letters: faust.TopicT,
+        rekey: faust.TopicT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.table = table
+        self.config = config
+        self.retries = retries
+        self.dead_letters = dead_letters
+        self.rekey = rekey
+        self.clock = clock
+        self.source: DigestSource | None = None
+        self.sender: DigestSender | None = None
+        self.counts: Counter[str] = Counter()
+
+    # -- entry points -------------------------------------------------------------------------
+
+    async def on_deadline_event(self, event: EventT) -> None:
+        """Handle one raw ``deadline-passed`` event; never raises (an exception would lose it)."""
+        try:
+            await self._on_deadline_event(event)
+        except Exception as exc:
+            log.exception("deadline-passed: unexpected error at partition %s offset %s -> dead letter",
+                          event.message.partition, event.message.offset)
+            await self._dead_letter(
+                event.message.topic, f"internal error: {type(exc).__name__}", event.key, event.value, event
+            )
+
+    async def _on_deadline_event(self, event: EventT) -> None:
+        try:
+            record = parse_deadline_passed(event.value)
+        except InvalidEvent as exc:
+            log.warning(
+                "deadline-passed: malformed event at partition %s offset %s: %s -> dead letter",
+                event.message.partition, event.message.offset, exc,
+            )
+            await self._dead_letter(event.message.topic, str(exc), event.key, event.value, event)
+            return
+        key = str(record.cafe_id)
+        if _key_text(event.key) != key:
+            # The table is partitioned by cafe id: put the event where its state lives.
+            log.warning("deadline-passed: cafe %s arrived with key %r; re-keyed", key, _key_text(event.key))
+            await self.rekey.send(key=key.encode(), value=event.value)
+            return
+        if record.date in self._states(key):
+            self.counts["duplicates"] += 1
+            log.info("digest cafe=%s date=%s: already handled, duplicate event ignored", key, record.date)
+            return
+        job = DigestJob(cafe_id=record.cafe_id, order_date=date.fromisoformat(record.date))
+        await self._apply(job, await self._deliver(job))
+
+    async def on_retry(self, retry: DigestRetry) -> None:
+        """Make the attempt a ``DigestRetry`` asks for, once it is due."""
+        key = str(retry.cafe_id)
+        state = self._states(key).get(retry.date)
+        if state is None or state.status != "retrying" or state.attempts + 1 != retry.attempt:
+            log.info("digest cafe=%s date=%s: stale retry #%s ignored", key, retry.date, retry.attempt)
+            return
+        wait = retry.not_before - self.clock()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        job = DigestJob(
+            cafe_id=retry.cafe_id,
+            order_date=date.fromisoformat(retry.date),
+            attempt=retry.attempt,
+            chat_id=retry.chat_id,
+            parts=tuple(retry.parts) if retry.parts else None,
+            parts_sent=retry.parts_sent,
+        )
+        await self._apply(job, await self._deliver(job))
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _deliver(self, job: DigestJob) -> Outcome:
+        if self.source is None or self.sender is None:
+            return Retry("worker resources not ready", retry_delay(job.attempt, base=1, cap=30))
+        return await deliver(job, source=self.source, sender=self.sender, backoff=self._backoff)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        return retry_delay(
+            attempt,
+            base=self.config.notify_backoff_base,
+            cap=self.config.notify_backoff_max,
+            retry_after=retry_after,
+        )
+
+    def _states(self, key: str) -> dict[str, DeliveryState]:
+        raw = self.table.get(key) or {}
+        return {day: DeliveryState.from_dict(value) for day, value in raw.items()}
+
+    def _save(self, key: str, day: str, state: DeliveryState) -> None:
+        states = self._states(key)
+        states[day] = state
+        kept = sorted(states)[-KEPT_DATES:]
+        self.table[key] = {d: states[d].to_dict() for d in kept}
+
+    async def _apply(self, job: DigestJob, outcome: Outcome) -> None:
+        key, day, now = str(job.cafe_id), job.order_date.isoformat(), self.clock()
+        tag = f"digest cafe={key} date={day} attempt={job.attempt}"
+        if isinstance(outcome, Retry) and job.attempt >= self.config.notify_max_attempts:
+            outcome = Failed(
+                f"gave up after {job.attempt} attempts: {outcome.error}", outcome.chat_id, outcome.parts_sent
+            )
+        match outcome:
+            case Sent(chat_id=chat_id, parts=parts):
+                self.counts["sent"] += 1
+                log.info("%s: sent to chat %s in %s part(s)", tag, chat_id, parts)
+                self._save(key, day, DeliveryState("sent", job.attempt, now, parts, chat_id=chat_id))
+            case Skipped(reason=reason):
+                self.counts["skipped"] += 1
+                level = logging.WARNING if reason == "cafe not found" else logging.INFO
+                log.log(level, "%s: nothing sent (%s)", tag, reason)
+                self._save(key, day, DeliveryState("skipped", job.attempt, now, last_error=reason))
+            case Retry(error=error, delay=delay, chat_id=chat_id, parts=parts, parts_sent=sent):
+                self.counts["retried"] += 1
+                not_before = now + delay
+                log.warning("%s: %s; retry in %.1fs", tag, error, delay)
+                self._save(
+                    key, day,
+                    DeliveryState("retrying", job.attempt, now, sent, not_before, error, chat_id),
+                )
+                await self.retries.send(
+                    key=key,
+                    value=DigestRetry(
+                        cafe_id=job.cafe_id, date=day, attempt=job.attempt + 1, not_before=not_before,
+                        chat_id=chat_id, parts=list(parts) if parts else None, parts_sent=sent,
+                    ),
+                )
+            case Failed(error=error, chat_id=chat_id, parts_sent=sent):
+                self.counts["failed"] += 1
+                log.error("%s: delivery failed: %s -> dead letter", tag, error)
+                self._save(key, day, DeliveryState("failed", job.attempt, now, sent, None, error, chat_id))
+                payload = json.dumps({"cafe_id": job.cafe_id, "date": day}).encode()
+                await self._dead_letter(self.rekey.get_topic_name(), error, key, payload, None)
+
+    async def _dead_letter(
+        self, source: str, reason: str, key: Any, value: bytes | None, event: EventT | None
+    ) -> None:
+        self.counts["dead_lettered"] += 1
+        await self.dead_letters.send(
+            key=_key_text(key) or "",
+            value=DeadLetter(
+                source_topic=source,
+                reason=reason,
+                key=_key_text(key),
+                payload=payload_text(value),
+                failed_at=datetime.now(UTC).isoformat(),
+                partition=event.message.partition if event else None,
+                offset=event.message.offset if event else None,
+            ),
+        )
+
+
+def _key_text(key: Any) -> str | None:
+    if key is None:
+        return None
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return str(key)
+
+
+notifier = DigestNotifier(
+    table=digest_deliveries,
+    config=settings,
+    retries=digest_retries_topic,
+    dead_letters=dead_letters_topic,
+    rekey=deadline_passed_topic,
+)
+
+
+@app.agent(deadline_passed_topic, name="notify-cafe-on-deadline")
+async def notify_cafe_on_deadline(stream: AsyncIterable[Any]) -> None:
+    """Send each cafe its order digest when its ordering deadline passes."""
+    async for event in stream.events():  # type: ignore[attr-defined]
+        await notifier.on_deadline_event(event)
+
+
+@app.agent(digest_retries_topic, name="retry-digest")
+async def retry_digest(stream: AsyncIterable[DigestRetry]) -> None:
+    """Retry digests that failed for a reason that may pass (rate limits, outages)."""
+    async for retry in stream:
+        await notifier.on_retry(retry)

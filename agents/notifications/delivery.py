@@ -1,0 +1,181 @@
+"""Delivering one digest: the policy, free of Kafka, with the store and sender as ports.
+
+``deliver`` loads (or continues) a digest, sends its parts and says what happened
+as an outcome; the agent turns outcomes into table state, retries and dead letters.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from datetime import date
+from typing import Any, Protocol
+
+from agents.notifications.digest import CafeDigest, render_digest, skip_reason
+from agents.notifications.telegram import (
+    TelegramChatMigrated,
+    TelegramError,
+    TelegramRetryAfter,
+    TelegramUnauthorized,
+)
+from agents.notifications.throttle import ThrottleWait
+
+__all__ = [
+    "DeliveryState",
+    "DigestJob",
+    "DigestSender",
+    "DigestSource",
+    "Failed",
+    "Outcome",
+    "Retry",
+    "Sent",
+    "Skipped",
+    "deliver",
+    "retry_delay",
+]
+
+log = logging.getLogger(__name__)
+
+
+class DigestSource(Protocol):
+    async def load_digest(self, cafe_id: int, order_date: date) -> CafeDigest | None: ...
+
+    async def move_chat(self, cafe_id: int, old_chat_id: int, new_chat_id: int) -> bool: ...
+
+
+class DigestSender(Protocol):
+    async def send_message(self, chat_id: int, text: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DigestJob:
+    """One attempt at a digest; ``parts`` and ``chat_id`` are set when continuing a rendered one."""
+
+    cafe_id: int
+    order_date: date
+    attempt: int = 1
+    chat_id: int | None = None
+    parts: tuple[str, ...] | None = None
+    parts_sent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    chat_id: int
+    parts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    error: str
+    delay: float
+    chat_id: int | None = None
+    parts: tuple[str, ...] | None = None
+    parts_sent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: str
+    chat_id: int | None = None
+    parts_sent: int = 0
+
+
+Outcome = Sent | Skipped | Retry | Failed
+
+
+@dataclass(slots=True)
+class DeliveryState:
+    """What we know of one (cafe, date) digest: the table's value, one per date."""
+
+    status: str  # "sent" | "skipped" | "retrying" | "failed"
+    attempts: int
+    updated_at: float
+    parts_sent: int = 0
+    next_attempt_at: float | None = None
+    last_error: str | None = None
+    chat_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DeliveryState:
+        return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+
+
+def retry_delay(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds before the next attempt: Telegram's ``retry_after`` plus a little jitter when given,
+    else exponential backoff (``base * 2**(attempt-1)``, capped) with equal jitter."""
+    if retry_after is not None:
+        return retry_after + min(1.0, retry_after * 0.1) * rand()
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    return ceiling / 2 + ceiling / 2 * rand()
+
+
+async def deliver(
+    job: DigestJob,
+    *,
+    source: DigestSource,
+    sender: DigestSender,
+    backoff: Callable[[int, float | None], float],
+) -> Outcome:
+    """Try to deliver the digest of ``job``; never raises for expected failures.
+
+    ``backoff(attempt, retry_after)`` gives the delay of a retry.
+    """
+    chat_id, parts = job.chat_id, job.parts
+    if parts is None or chat_id is None:
+        try:
+            digest = await source.load_digest(job.cafe_id, job.order_date)
+        except Exception as exc:  # the database is an outside system: any failure is retried
+            return Retry(f"database: {type(exc).__name__}", backoff(job.attempt, None))
+        reason = skip_reason(digest)
+        if reason is not None or digest is None:
+            return Skipped(reason or "cafe not found")
+        chat_id, parts = digest.chat_id, tuple(render_digest(digest))
+        assert chat_id is not None  # skip_reason checked it
+
+    sent = job.parts_sent
+    migrated = False
+    while sent < len(parts):
+        try:
+            await sender.send_message(chat_id, parts[sent])
+        except TelegramChatMigrated as exc:
+            if migrated:
+                return Failed(f"chat migrated twice: {exc}", chat_id, sent)
+            migrated = True
+            log.warning("cafe %s: chat %s migrated to %s", job.cafe_id, chat_id, exc.new_chat_id)
+            try:
+                await source.move_chat(job.cafe_id, chat_id, exc.new_chat_id)
+            except Exception as db_exc:  # sending to the new chat matters more than recording it
+                log.error("cafe %s: could not persist chat id: %s", job.cafe_id, type(db_exc).__name__)
+            chat_id = exc.new_chat_id
+            continue
+        except ThrottleWait as exc:
+            return Retry("throttled", exc.delay, chat_id, parts, sent)
+        except TelegramRetryAfter as exc:
+            return Retry(str(exc), backoff(job.attempt, exc.retry_after), chat_id, parts, sent)
+        except TelegramUnauthorized as exc:
+            return Failed(str(exc), chat_id, sent)
+        except TelegramError as exc:
+            if exc.retryable:
+                return Retry(str(exc), backoff(job.attempt, None), chat_id, parts, sent)
+            return Failed(str(exc), chat_id, sent)
+        sent += 1
+    return Sent(chat_id, len(parts))

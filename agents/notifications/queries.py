@@ -1,0 +1,115 @@
+"""Database reads and writes of the notifications capability."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from agents.notifications.digest import CafeDigest, OrderLine
+from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User
+
+__all__ = ["DigestStore", "digest_query"]
+
+log = logging.getLogger(__name__)
+
+
+def digest_query(cafe_id: int, order_date: date) -> Select[Any]:
+    """The cafe and its non-cancelled orders of the day, with user, combo and items: one row per order
+    (or one row with NULL order columns when there are none)."""
+    items = (
+        func.array_agg(aggregate_order_by(MenuItem.name, MenuItem.category, MenuItem.name))
+        .filter(MenuItem.id.is_not(None))
+        .label("items")
+    )
+    return (
+        select(
+            Cafe.id,
+            Cafe.name,
+            Cafe.tg_chat_id,
+            Cafe.notifications_enabled,
+            Order.id.label("order_id"),
+            User.name.label("user_name"),
+            Combo.name.label("combo_name"),
+            Order.notes,
+            Order.total_price,
+            items,
+        )
+        .select_from(Cafe)
+        .outerjoin(
+            Order,
+            and_(
+                Order.cafe_id == Cafe.id,
+                Order.order_date == order_date,
+                Order.status != "cancelled",
+            ),
+        )
+        .outerjoin(User, User.id == Order.user_id)
+        .outerjoin(Combo, Combo.id == Order.combo_id)
+        .outerjoin(OrderItem, OrderItem.order_id == Order.id)
+        .outerjoin(MenuItem, MenuItem.id == OrderItem.menu_item_id)
+        .where(Cafe.id == cafe_id)
+        .group_by(Cafe.id, Order.id, User.name, Combo.name)
+        .order_by(Order.created_at, Order.id)
+    )
+
+
+def _price(value: object, order_id: int) -> Decimal:
+    try:
+        price = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0:
+        log.warning("order %s has an invalid total_price; counted as 0.00", order_id)
+        return Decimal("0.00")
+    return price
+
+
+class DigestStore:
+    """The digest's data from PostgreSQL: one round trip per digest."""
+
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    async def load_digest(self, cafe_id: int, order_date: date) -> CafeDigest | None:
+        """The cafe's digest for the day, or None when the cafe does not exist."""
+        async with self._sessions() as session:
+            rows = (await session.execute(digest_query(cafe_id, order_date))).all()
+        if not rows:
+            return None
+        first = rows[0]
+        orders = tuple(
+            OrderLine(
+                order_id=row.order_id,
+                user_name=row.user_name or "(unknown user)",
+                combo_name=row.combo_name or "(unknown combo)",
+                items=tuple(name for name in (row.items or ()) if name),
+                notes=row.notes,
+                price=_price(row.total_price, row.order_id),
+            )
+            for row in rows
+            if row.order_id is not None
+        )
+        return CafeDigest(
+            cafe_id=first.id,
+            cafe_name=first.name or f"cafe {first.id}",
+            chat_id=first.tg_chat_id,
+            notifications_enabled=bool(first.notifications_enabled),
+            order_date=order_date,
+            orders=orders,
+        )
+
+    async def move_chat(self, cafe_id: int, old_chat_id: int, new_chat_id: int) -> bool:
+        """Persist a group's migration to a supergroup; False when the row had changed meanwhile."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Cafe)
+                .where(Cafe.id == cafe_id, Cafe.tg_chat_id == old_chat_id)
+                .values(tg_chat_id=new_chat_id)
+            )
+        return bool(result.rowcount)

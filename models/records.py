@@ -1,0 +1,163 @@
+"""Typed records of every topic, and strict decoding of the external ones.
+
+External topics (``deadline-passed``, ``daily-tasks``) are consumed as raw bytes
+and decoded here, so a malformed event becomes an :class:`InvalidEvent` that the
+agent can dead-letter, instead of a decode error inside Faust's stream iterator
+(which would crash the agent and lose the event).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime
+from typing import Any
+
+import faust
+
+__all__ = [
+    "DailyTask",
+    "DeadLetter",
+    "DeadlinePassed",
+    "DigestRetry",
+    "InvalidEvent",
+    "parse_daily_task",
+    "parse_deadline_passed",
+    "payload_text",
+]
+
+MAX_EVENT_BYTES = 64 * 1024
+MIN_YEAR, MAX_YEAR = 2000, 2100
+
+
+class InvalidEvent(ValueError):
+    """An external event that cannot be processed; the message says why."""
+
+
+class DeadlinePassed(faust.Record, serializer="json"):
+    """A cafe's ordering deadline for ``date`` has passed (key: cafe id)."""
+
+    cafe_id: int
+    date: str  # ISO date, validated by parse_deadline_passed
+    deadline: str | None = None  # ISO-8601 datetime with offset
+
+    @property
+    def order_date(self) -> date:
+        return date.fromisoformat(self.date)
+
+
+class DailyTask(faust.Record, serializer="json"):
+    """A task for the daily jobs, e.g. ``{"type": "generate_recommendations"}``."""
+
+    type: str
+    requested_at: str | None = None
+
+
+class DigestRetry(faust.Record, serializer="json"):
+    """A digest that must be tried again at ``not_before`` (key: cafe id).
+
+    ``parts`` holds the rendered messages when they were rendered already, so a
+    retry continues the same digest from ``parts_sent`` instead of re-reading it.
+    """
+
+    cafe_id: int
+    date: str
+    attempt: int  # the attempt this record will make
+    not_before: float  # epoch seconds
+    chat_id: int | None = None
+    parts: list[str] | None = None
+    parts_sent: int = 0
+
+
+class DeadLetter(faust.Record, serializer="json"):
+    """Something we gave up on, with enough to inspect and replay it."""
+
+    source_topic: str
+    reason: str
+    key: str | None
+    payload: str  # the original value: UTF-8 text, or "base64:..." for binary
+    failed_at: str  # ISO-8601 UTC
+    partition: int | None = None
+    offset: int | None = None
+
+
+def payload_text(raw: bytes | None) -> str:
+    """The raw value as text for a dead letter (base64 when it is not UTF-8)."""
+    if raw is None:
+        return ""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(raw).decode("ascii")
+
+
+def _load_object(raw: bytes | str | None) -> dict[str, Any]:
+    if raw is None or len(raw) == 0:
+        raise InvalidEvent("empty value")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"value too large ({len(raw)} bytes)")
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent(f"not JSON: {exc.__class__.__name__}") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _positive_int(obj: dict[str, Any], field: str) -> int:
+    if field not in obj:
+        raise InvalidEvent(f"missing field {field!r}")
+    value = obj[field]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent(f"{field!r} must be an integer, got {type(value).__name__}")
+    if not 0 < value < 2**63:
+        raise InvalidEvent(f"{field!r} out of range")
+    return value
+
+
+def _iso_date(obj: dict[str, Any], field: str) -> str:
+    if field not in obj:
+        raise InvalidEvent(f"missing field {field!r}")
+    value = obj[field]
+    if not isinstance(value, str) or len(value) != 10:
+        raise InvalidEvent(f"{field!r} must be a YYYY-MM-DD string")
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidEvent(f"{field!r} is not a valid date") from None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise InvalidEvent(f"{field!r} out of range")
+    return parsed.isoformat()
+
+
+def _optional_datetime(obj: dict[str, Any], field: str) -> str | None:
+    value = obj.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidEvent(f"{field!r} must be an ISO-8601 datetime string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidEvent(f"{field!r} is not a valid ISO-8601 datetime") from None
+    return parsed.isoformat()
+
+
+def parse_deadline_passed(raw: bytes | str | None) -> DeadlinePassed:
+    """Decode and validate a ``deadline-passed`` value (plain JSON; Faust metadata optional)."""
+    obj = _load_object(raw)
+    return DeadlinePassed(
+        cafe_id=_positive_int(obj, "cafe_id"),
+        date=_iso_date(obj, "date"),
+        deadline=_optional_datetime(obj, "deadline"),
+    )
+
+
+def parse_daily_task(raw: bytes | str | None) -> DailyTask:
+    """Decode and validate a ``daily-tasks`` value."""
+    obj = _load_object(raw)
+    task_type = obj.get("type")
+    if not isinstance(task_type, str) or not task_type or len(task_type) > 100:
+        raise InvalidEvent("'type' must be a non-empty string")
+    return DailyTask(type=task_type, requested_at=_optional_datetime(obj, "requested_at"))

@@ -1,0 +1,37 @@
+"""The Faust application: ``faust -A streams.app worker -l info``.
+
+Configured only by the environment (see ``streams.settings``). No I/O happens at
+import: connections open when the worker starts (``streams.resources``).
+"""
+
+from __future__ import annotations
+
+import faust
+
+from streams.settings import Settings
+
+__all__ = ["app", "main", "settings"]
+
+settings = Settings.from_env()
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.kafka_broker_url,
+    autodiscover=("agents",),
+    origin="streams",
+    store="memory://",
+    timezone=settings.zone,
+    topic_partitions=settings.topic_partitions,
+    consumer_auto_offset_reset="earliest",
+    broker_session_timeout=settings.broker_session_timeout,
+    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
+    producer_acks=-1,
+    web_port=settings.web_port,
+    web_bind=settings.web_bind,
+    web_host=settings.web_bind,
+)
+
+
+def main() -> None:
+    """The ``lunch-streams`` console script: the Faust CLI bound to this app."""
+    app.main()
