@@ -17,11 +17,12 @@ settings = Settings.from_env()
 app = faust.App(
     settings.app_id,
     broker=settings.kafka_broker_url,
-    autodiscover=("agents",),
+    autodiscover=("agents", "streams.resources"),
     origin="streams",
     store="memory://",
     timezone=settings.zone,
     topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replication,
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.broker_session_timeout,
     broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),

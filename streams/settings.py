@@ -69,6 +69,7 @@ class Settings:
     # Partitions of every topic we create; must equal those of `deadline-passed`
     # (our tables are co-partitioned with it).
     topic_partitions: int = 8
+    topic_replication: int = 1
     # Telegram client-side throttle (Bot API limits: ~30 msg/s overall,
     # 20 msg/min per group, 1 msg/s per chat). Divide the global rate by the
     # number of workers sharing one bot.
@@ -76,6 +77,8 @@ class Settings:
     telegram_group_per_minute: int = 20
     telegram_chat_interval: float = 1.0
     telegram_timeout: float = 10.0
+    # A digest part whose throttle slot is further away than this is left for a retry.
+    telegram_max_wait: float = 5.0
     notify_max_attempts: int = 8
     notify_backoff_base: float = 2.0
     notify_backoff_max: float = 300.0
@@ -114,10 +117,12 @@ class Settings:
             app_id=text("APP_ID", d.app_id),
             topic_prefix=env.get("TOPIC_PREFIX", "").strip(),
             topic_partitions=_int(env, "TOPIC_PARTITIONS", d.topic_partitions),
+            topic_replication=_int(env, "TOPIC_REPLICATION", d.topic_replication),
             telegram_global_rate=_float(env, "TELEGRAM_GLOBAL_RATE", d.telegram_global_rate),
             telegram_group_per_minute=_int(env, "TELEGRAM_GROUP_PER_MINUTE", d.telegram_group_per_minute),
             telegram_chat_interval=_float(env, "TELEGRAM_CHAT_INTERVAL", d.telegram_chat_interval),
             telegram_timeout=_float(env, "TELEGRAM_TIMEOUT", d.telegram_timeout),
+            telegram_max_wait=_float(env, "TELEGRAM_MAX_WAIT", d.telegram_max_wait),
             notify_max_attempts=_int(env, "NOTIFY_MAX_ATTEMPTS", d.notify_max_attempts),
             notify_backoff_base=_float(env, "NOTIFY_BACKOFF_BASE", d.notify_backoff_base),
             notify_backoff_max=_float(env, "NOTIFY_BACKOFF_MAX", d.notify_backoff_max),

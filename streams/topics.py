@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from models.records import DeadLetter, DigestRetry
 from streams.app import app, settings
+from streams.kafka_admin import TopicSpec
 
-__all__ = ["dead_letters_topic", "deadline_passed_topic", "digest_retries_topic"]
+__all__ = ["dead_letters_topic", "deadline_passed_topic", "digest_retries_topic", "topic_specs"]
 
 deadline_passed_topic = app.topic(
     settings.topic("deadline-passed"),
@@ -36,3 +37,15 @@ dead_letters_topic = app.topic(
     partitions=settings.topic_partitions,
     internal=True,
 )
+
+
+def topic_specs() -> list[TopicSpec]:
+    """Every topic the worker uses, table changelogs included, as created at start-up."""
+    n = settings.topic_partitions
+    specs = [
+        TopicSpec(deadline_passed_topic.get_topic_name(), n),
+        TopicSpec(digest_retries_topic.get_topic_name(), n),
+        TopicSpec(dead_letters_topic.get_topic_name(), n, strict=False),
+    ]
+    specs += [TopicSpec(t.changelog_topic.get_topic_name(), n, compacted=True) for t in app.tables.values()]
+    return specs

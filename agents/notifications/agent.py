@@ -50,8 +50,7 @@ digest_deliveries = app.Table(
     "digest-deliveries",
     default=None,
     partitions=settings.topic_partitions,
-    key_serializer="raw",
-    value_serializer="json",
+    key_type=str,
     help="Delivery state of each cafe's digests, by date: status, attempts, next attempt, last error.",
 )
 
@@ -144,7 +143,13 @@ class DigestNotifier:
     async def _deliver(self, job: DigestJob) -> Outcome:
         if self.source is None or self.sender is None:
             return Retry("worker resources not ready", retry_delay(job.attempt, base=1, cap=30))
-        return await deliver(job, source=self.source, sender=self.sender, backoff=self._backoff)
+        return await deliver(
+            job,
+            source=self.source,
+            sender=self.sender,
+            backoff=self._backoff,
+            max_wait=self.config.telegram_max_wait,
+        )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         return retry_delay(

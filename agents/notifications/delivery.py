@@ -46,7 +46,7 @@ class DigestSource(Protocol):
 
 
 class DigestSender(Protocol):
-    async def send_message(self, chat_id: int, text: str) -> int: ...
+    async def send_message(self, chat_id: int, text: str, *, max_wait: float | None = None) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +134,12 @@ async def deliver(
     source: DigestSource,
     sender: DigestSender,
     backoff: Callable[[int, float | None], float],
+    max_wait: float | None = None,
 ) -> Outcome:
     """Try to deliver the digest of ``job``; never raises for expected failures.
 
-    ``backoff(attempt, retry_after)`` gives the delay of a retry.
+    ``backoff(attempt, retry_after)`` gives the delay of a retry; a part whose
+    throttle slot is more than ``max_wait`` away is left for a retry instead.
     """
     chat_id, parts = job.chat_id, job.parts
     if parts is None or chat_id is None:
@@ -155,7 +157,7 @@ async def deliver(
     migrated = False
     while sent < len(parts):
         try:
-            await sender.send_message(chat_id, parts[sent])
+            await sender.send_message(chat_id, parts[sent], max_wait=max_wait)
         except TelegramChatMigrated as exc:
             if migrated:
                 return Failed(f"chat migrated twice: {exc}", chat_id, sent)

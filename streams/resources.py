@@ -1,0 +1,81 @@
+"""Connections the agents share, opened when the worker starts and closed when it stops.
+
+``Resources`` is a child service of the app, added before the app's own children,
+so it starts before the agents consume anything and stops after them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mode import Service
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agents.notifications.agent import notifier
+from agents.notifications.queries import DigestStore
+from agents.notifications.telegram import SEND_MESSAGE, TelegramClient, TelegramUnauthorized
+from agents.notifications.throttle import TelegramRateLimits, Throttle
+from models.db import make_engine, make_session_factory
+from streams.app import app, settings
+from streams.kafka_admin import ensure_topics
+from streams.producers import bootstrap_servers
+from streams.settings import Settings, bot_id_of
+from streams.topics import topic_specs
+
+__all__ = ["Resources", "resources"]
+
+log = logging.getLogger(__name__)
+
+
+class UnconfiguredTelegram:
+    """Stands in for the client when ``TELEGRAM_BOT_TOKEN`` is not set: every send is rejected."""
+
+    async def send_message(self, chat_id: int, text: str, *, max_wait: float | None = None) -> int:
+        raise TelegramUnauthorized(SEND_MESSAGE, None, "TELEGRAM_BOT_TOKEN is not set")
+
+
+class Resources(Service):
+    """The database engine and the Telegram client, handed to the agents' domain objects."""
+
+    def __init__(self, config: Settings, **kwargs: object) -> None:
+        self.config = config
+        self.engine: AsyncEngine | None = None
+        self.telegram: TelegramClient | None = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        config = self.config
+        await ensure_topics(
+            bootstrap_servers(config.kafka_broker_url), topic_specs(), replication=config.topic_replication
+        )
+        self.engine = make_engine(config.database_url)
+        notifier.source = DigestStore(make_session_factory(self.engine))
+        if config.telegram_bot_token:
+            throttle = Throttle(
+                TelegramRateLimits(
+                    global_per_second=config.telegram_global_rate,
+                    group_per_minute=config.telegram_group_per_minute,
+                    chat_interval=config.telegram_chat_interval,
+                )
+            )
+            self.telegram = TelegramClient(
+                token=config.telegram_bot_token,
+                base_url=config.telegram_api_base_url,
+                timeout=config.telegram_timeout,
+                throttle=throttle,
+            )
+            notifier.sender = self.telegram
+            log.info("telegram: sending as bot id %s", bot_id_of(config.telegram_bot_token))
+        else:
+            notifier.sender = UnconfiguredTelegram()
+            log.error("TELEGRAM_BOT_TOKEN is not set: digests will be dead-lettered, not sent")
+
+    async def on_stop(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.close()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+
+resources = Resources(settings)
+app.add_dependency(resources)
