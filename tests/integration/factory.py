@@ -25,7 +25,7 @@ class Factory:
         await self.engine.dispose()
 
     async def _add(self, *rows: object) -> None:
-        async with AsyncSession(self.engine) as session, session.begin():
+        async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
             session.add_all(rows)
             await session.flush()
             for row in rows:

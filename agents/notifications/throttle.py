@@ -1,0 +1,186 @@
+"""Client-side throttling under Telegram's limits, so 429s stay rare.
+
+Limits (Bot API FAQ): about 30 messages/s overall, 20 messages/min in one group,
+about 1 message/s in one chat. ``TelegramRateLimits`` is the pure policy (every
+method takes ``now``); ``Throttle`` applies it on an event loop.
+
+A send is booked at the earliest time that keeps every limit, which may lie in
+the future: concurrent callers each get their own slot, and a chat that must
+wait does not hold up the others. A booking abandoned (the caller was cancelled
+while waiting) is simply an unused slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+__all__ = ["SlidingWindow", "TelegramRateLimits", "Throttle", "ThrottleWait"]
+
+GROUP_WINDOW = 60.0
+_EPS = 1e-9  # float slack: a booking at x + window must count as outside x's window
+
+
+class ThrottleWait(Exception):
+    """The next free slot is further away than the caller agreed to wait."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
+
+    def __str__(self) -> str:
+        return f"throttled: next slot in {self.delay:.2f} s"
+
+
+class SlidingWindow:
+    """At most ``limit`` events in any ``window`` seconds, over booked (possibly future) times."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be >= 1 and window > 0")
+        self.limit = limit
+        self.window = window
+        self._times: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def _fits(self, t: float) -> bool:
+        """True if booking ``t`` keeps every run of ``limit + 1`` bookings at least ``window`` wide."""
+        times = self._times
+        i = bisect.bisect_right(times, t)
+        merged = [*times[max(0, i - self.limit) : i], t, *times[i : i + self.limit]]
+        span = self.window - _EPS
+        return all(merged[j + self.limit] - merged[j] >= span for j in range(len(merged) - self.limit))
+
+    def earliest(self, t: float) -> float:
+        """The earliest time at or after ``t`` that can be booked."""
+        if len(self._times) < self.limit or self._fits(t):
+            return t
+        # Only the end of a booking's window can free a slot.
+        times = self._times
+        for x in times[bisect.bisect_right(times, t - self.window) :]:
+            if self._fits(x + self.window):
+                return x + self.window
+        raise AssertionError("unreachable: after the last window end nothing overlaps")
+
+    def book(self, t: float) -> None:
+        bisect.insort(self._times, t)
+
+    def forget(self, now: float) -> None:
+        """Drop bookings that can no longer affect a time at or after ``now``."""
+        cut = bisect.bisect_right(self._times, now - self.window)
+        del self._times[:cut]
+
+
+class TelegramRateLimits:
+    """The policy: global rate, per-chat interval and per-group minute window.
+
+    ``global_per_second`` allows ``floor(rate)`` sends in any ``floor(rate)/rate``
+    seconds (a 1 s window for whole rates; one send per ``1/rate`` s below 1).
+    Groups are chats with a negative id. Chats idle for ``idle_after`` seconds
+    are forgotten, so memory stays bounded by the chats of the last minute.
+    """
+
+    def __init__(
+        self,
+        *,
+        global_per_second: float = 30.0,
+        group_per_minute: int = 20,
+        chat_interval: float = 1.0,
+        idle_after: float = 60.0,
+    ) -> None:
+        if global_per_second <= 0 or group_per_minute < 1 or chat_interval < 0:
+            raise ValueError("rates must be positive")
+        burst = max(1, math.floor(global_per_second))
+        self._global = SlidingWindow(burst, burst / global_per_second)
+        self._group_per_minute = group_per_minute
+        self._chat_interval = chat_interval
+        self._idle_after = max(idle_after, GROUP_WINDOW, chat_interval)
+        self._last: dict[int, float] = {}
+        self._groups: dict[int, SlidingWindow] = {}
+        self._next_prune = -math.inf
+
+    @property
+    def tracked_chats(self) -> int:
+        """How many chats the policy currently remembers."""
+        return len(self._last)
+
+    def _slot(self, chat_id: int, now: float) -> float:
+        t = now
+        last = self._last.get(chat_id)
+        if last is not None:
+            t = max(t, last + self._chat_interval)
+        group = self._groups.get(chat_id)
+        while True:
+            t = self._global.earliest(t)
+            if group is None:
+                return t
+            in_group = group.earliest(t)
+            if in_group == t:
+                return t
+            t = in_group
+
+    def delay_for(self, chat_id: int, now: float) -> float:
+        """Seconds from ``now`` until a message to ``chat_id`` may be sent (prunes first)."""
+        self.prune(now)
+        return self._slot(chat_id, now) - now
+
+    def record(self, chat_id: int, at: float) -> None:
+        """Book a send to ``chat_id`` at time ``at`` (``now + delay_for(...)``)."""
+        self._global.book(at)
+        self._last[chat_id] = max(at, self._last.get(chat_id, at))
+        if chat_id < 0:
+            self._groups.setdefault(chat_id, SlidingWindow(self._group_per_minute, GROUP_WINDOW)).book(at)
+
+    def prune(self, now: float) -> None:
+        """Forget chats idle for ``idle_after`` s and expired bookings (at most once a second).
+
+        ``now`` must be the current time, never a booked future one.
+        """
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 1.0
+        self._global.forget(now)
+        for group in self._groups.values():
+            group.forget(now)
+        idle = [chat for chat, last in self._last.items() if last + self._idle_after <= now]
+        for chat in idle:
+            del self._last[chat]
+            self._groups.pop(chat, None)
+
+
+class Throttle:
+    """Waits for a slot under ``limits`` before each send; safe for concurrent callers.
+
+    Check and booking happen with no ``await`` in between, so they are atomic on
+    the event loop; the wait happens after the slot is booked.
+    """
+
+    def __init__(
+        self,
+        limits: TelegramRateLimits,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._limits = limits
+        self._now = now
+        self._sleep = sleep
+
+    async def acquire(self, chat_id: int, max_wait: float | None = None) -> float:
+        """Book the next slot for ``chat_id`` and wait for it; return the wait.
+
+        Raises ``ThrottleWait`` (booking nothing) if the wait would exceed ``max_wait``.
+        """
+        now = self._now()
+        delay = self._limits.delay_for(chat_id, now)
+        if max_wait is not None and delay > max_wait:
+            raise ThrottleWait(delay)
+        self._limits.record(chat_id, now + delay)
+        if delay > 0:
+            await self._sleep(delay)
+        return delay

@@ -1,0 +1,68 @@
+"""Fixtures of the integration tests: a real worker per module, fake Telegram, plain-JSON producer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.sandbox.telegram import SandboxThread, run_in_thread
+from streams.settings import Settings
+from tests.integration.factory import Factory
+from tests.integration.harness import WorkerProcess, free_port, unique_name
+
+BOT_TOKEN = "123456789:AAH-integration-SECRET-token-xyz"
+
+
+@pytest.fixture
+async def factory(test_database_url: str):
+    f = Factory(test_database_url)
+    yield f
+    await f.close()
+
+
+@pytest.fixture(scope="module")
+def telegram() -> Iterator[SandboxThread]:
+    """A fake Bot API enforcing Telegram's rate limits, so any 429 we did not script shows."""
+    fake = run_in_thread(expected_token=BOT_TOKEN, enforce_limits=True)
+    yield fake
+    fake.stop()
+
+
+def worker_env(database_url: str, **overrides: str) -> dict[str, str]:
+    """Environment of a test worker: its own app id, topics and web port; fast retries."""
+    name = unique_name("test")
+    env = {
+        "APP_ID": name,
+        "TOPIC_PREFIX": f"{name}.",
+        "TOPIC_PARTITIONS": "4",
+        "WEB_PORT": str(free_port()),
+        "DATABASE_URL": database_url,
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+        "NOTIFY_BACKOFF_BASE": "0.2",
+        "NOTIFY_BACKOFF_MAX": "1",
+        "NOTIFY_MAX_ATTEMPTS": "3",
+        "TELEGRAM_TIMEOUT": "2",
+        "BROKER_SESSION_TIMEOUT": "6",
+    }
+    env.update(overrides)
+    return env
+
+
+def start_worker(env: dict[str, str], tmp: Path) -> WorkerProcess:
+    return WorkerProcess(env, tmp / f"{env['APP_ID']}.log").start()
+
+
+@pytest.fixture(scope="module")
+def worker(test_database_url: str, telegram: SandboxThread, tmp_path_factory) -> Iterator[WorkerProcess]:
+    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=telegram.base_url)
+    proc = start_worker(env, tmp_path_factory.mktemp("worker"))
+    yield proc
+    proc.stop()
+    assert BOT_TOKEN not in proc.logs(), "the bot token leaked into the worker's log"
+
+
+@pytest.fixture(scope="module")
+def worker_settings(worker: WorkerProcess) -> Settings:
+    return Settings.from_env(worker.env)

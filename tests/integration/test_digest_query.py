@@ -1,0 +1,87 @@
+"""The digest query on the real PostgreSQL: content, exclusions and one round trip."""
+
+from datetime import date
+
+import pytest
+from sqlalchemy import event
+
+from agents.notifications.queries import DigestStore
+from models.db import make_engine, make_session_factory
+from tests.integration.factory import Factory
+
+pytestmark = pytest.mark.integration
+DAY = date(2026, 11, 25)
+
+
+@pytest.fixture
+async def factory(test_database_url):
+    f = Factory(test_database_url)
+    yield f
+    await f.close()
+
+
+@pytest.fixture
+async def store(test_database_url):
+    engine = make_engine(test_database_url, pool_size=1)
+    statements: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    yield DigestStore(make_session_factory(engine)), statements
+    await engine.dispose()
+
+
+async def test_digest_has_orders_items_and_excludes_cancelled_and_other_days(factory, store):
+    digest_store, statements = store
+    cafe = await factory.cafe("Query Cafe", chat_id=-555)
+    other = await factory.cafe("Other Cafe")
+    combo = await factory.combo(cafe, "Business", "450.00")
+    soup = await factory.item(cafe, "Soup", "a-soup")
+    salad = await factory.item(cafe, "Salad", "b-salad")
+    alice, bob = await factory.user("Alice"), await factory.user("Bob")
+    await factory.order(alice, combo, DAY, items=(salad, soup), notes="no salt")
+    await factory.order(bob, combo, DAY, price="99.99")
+    await factory.order(bob, combo, DAY, status="cancelled")
+    await factory.order(alice, combo, date(2026, 11, 24))
+    await factory.order(alice, await factory.combo(other), DAY)
+
+    statements.clear()
+    digest = await digest_store.load_digest(cafe.id, DAY)
+    assert len(statements) == 1  # one round trip, whatever the number of orders
+    assert digest is not None
+    assert (digest.cafe_name, digest.chat_id, digest.notifications_enabled) == ("Query Cafe", -555, True)
+    assert [(o.user_name, o.combo_name, o.items, o.notes, str(o.price)) for o in digest.orders] == [
+        ("Alice", "Business", ("Soup", "Salad"), "no salt", "450.00"),
+        ("Bob", "Business", (), None, "99.99"),
+    ]
+    assert str(digest.total) == "549.99"
+
+
+async def test_cafe_without_orders_and_unknown_cafe(factory, store):
+    digest_store, _ = store
+    cafe = await factory.cafe("Empty Cafe", chat_id=None, enabled=False)
+    digest = await digest_store.load_digest(cafe.id, DAY)
+    assert digest is not None
+    assert (digest.orders, digest.chat_id, digest.notifications_enabled) == ((), None, False)
+    assert await digest_store.load_digest(987654321, DAY) is None
+
+
+async def test_many_orders_still_one_statement(factory, store):
+    digest_store, statements = store
+    cafe = await factory.cafe("Busy Cafe")
+    combo = await factory.combo(cafe)
+    items = [await factory.item(cafe, f"Item {i}") for i in range(3)]
+    for i in range(40):
+        await factory.order(await factory.user(f"U{i:02}"), combo, DAY, items=tuple(items))
+    statements.clear()
+    digest = await digest_store.load_digest(cafe.id, DAY)
+    assert len(statements) == 1
+    assert [o.user_name for o in digest.orders] == [f"U{i:02}" for i in range(40)]
+    assert all(len(o.items) == 3 for o in digest.orders)
+
+
+async def test_move_chat_only_from_the_old_id(factory, store):
+    digest_store, _ = store
+    cafe = await factory.cafe("Migrating Cafe", chat_id=-100)
+    assert await digest_store.move_chat(cafe.id, -100, -1009999) is True
+    assert await factory.chat_id_of(cafe.id) == -1009999
+    assert await digest_store.move_chat(cafe.id, -100, -1008888) is False
+    assert await factory.chat_id_of(cafe.id) == -1009999
