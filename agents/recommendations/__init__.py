@@ -1,0 +1,1 @@
+"""Daily recommendations: per-user advice from Gemini, cached in Redis."""

@@ -1,0 +1,246 @@
+"""Gemini client for recommendations: one google-genai client per API key, a key pool, error mapping.
+
+Exceptions (API keys never appear in them, nor in logs or reprs: SDK errors are never chained,
+only sanitised text is kept)::
+
+    GeminiError                 root of this integration
+    ├── RecommendationFailed    this user's request or answer was bad (invalid / empty output, 400)
+    └── GeminiUnavailable       attempts used up on 429 / 5xx / transport errors: try again later
+    AllKeysExhausted            (keypool) no key usable now or within ``max_wait_s``
+
+HTTP answers map to key-pool reports: 429 per-day quota -> park the key until Pacific midnight;
+other 429 -> cool down for ``RetryInfo.retryDelay``; 400 ``API_KEY_INVALID``, 401, 403 -> disable;
+408, 5xx, transport errors -> short backoff. Each of those retries on another key. The SDK's own
+retries are off: they ignore ``retryDelay`` and would hammer a key the pool knows to be cooling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiohttp
+from google import genai
+from google.genai import errors, types
+
+from agents.recommendations.advice import InvalidRecommendation, Recommendation, validate_recommendation
+from agents.recommendations.keypool import AllKeysExhausted, KeyLease, KeyPool
+
+__all__ = ["GeminiError", "GeminiRecommender", "GeminiUnavailable", "RecommendationFailed", "parse_duration"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_DELAY = 60.0
+_BUSY_POLL = 0.05
+_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, errors.UnknownApiResponseError)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+class GeminiError(Exception):
+    """Root of the Gemini integration's errors; ``key`` is a fingerprint, ``code`` an HTTP status."""
+
+    def __init__(self, message: str, *, key: str | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.code = code
+
+
+class RecommendationFailed(GeminiError):
+    """This user's recommendation cannot be made: invalid output, or the request was rejected."""
+
+
+class GeminiUnavailable(GeminiError):
+    """Every attempt hit a rate limit, a server error or a transport failure."""
+
+
+def parse_duration(value: object, default: float = DEFAULT_RETRY_DELAY) -> float:
+    """A protobuf JSON duration (``"30s"``, ``"1.5s"``) in seconds; ``default`` if absent or odd."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    return float(match.group(1)) if match else default
+
+
+def _error_details(exc: errors.APIError) -> list[dict[str, Any]]:
+    body: Any = exc.details
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    found = body.get("details") if isinstance(body, dict) else None
+    return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
+
+
+def _detail(details: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next((d for d in details if str(d.get("@type", "")).endswith(kind)), {})
+
+
+def _is_daily(details: list[dict[str, Any]]) -> bool:
+    violations = _detail(details, "google.rpc.QuotaFailure").get("violations") or []
+    return any("PerDay" in str(v.get("quotaId", "")) for v in violations if isinstance(v, dict))
+
+
+class GeminiRecommender:
+    """Asks Gemini for one user's recommendation, spreading requests over a pool of API keys."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: Iterable[str],
+        base_url: str,
+        model: str,
+        timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        max_attempts: int = 4,
+        max_wait_s: float = 60.0,
+        temperature: float = 0.7,
+        max_output_tokens: int = 1024,
+        max_in_flight_per_key: int | None = None,
+        server_backoff_base: float = 1.0,
+        server_backoff_max: float = 60.0,
+    ) -> None:
+        keys = list(dict.fromkeys(k.strip() for k in api_keys if k.strip()))
+        if not keys:
+            raise ValueError("GEMINI_API_KEYS is empty")
+        self._secrets = keys
+        self._model = model
+        self._clock = clock
+        self._max_attempts = max(1, max_attempts)
+        self._max_wait = max_wait_s
+        self._pool = KeyPool(
+            keys,
+            now=clock,
+            wall=wall_clock,
+            max_in_flight=max_in_flight_per_key,
+            server_backoff_base=server_backoff_base,
+            server_backoff_max=server_backoff_max,
+        )
+        self._clients = [
+            genai.Client(
+                api_key=k,
+                vertexai=False,
+                http_options=types.HttpOptions(
+                    base_url=base_url,
+                    api_version="v1beta",
+                    timeout=int(timeout_s * 1000),
+                    retry_options=types.HttpRetryOptions(attempts=1),  # no SDK retries: the pool decides
+                ),
+            )
+            for k in keys
+        ]
+        self._config = types.GenerateContentConfig(
+            response_mime_type="application/json",
+            response_schema=Recommendation,
+            temperature=temperature,
+            max_output_tokens=max_output_tokens,
+        )
+
+    def __repr__(self) -> str:
+        return f"GeminiRecommender(model={self._model!r}, keys={self._pool.fingerprints})"
+
+    @property
+    def pool(self) -> KeyPool:
+        return self._pool
+
+    def key_stats(self) -> dict[str, dict[str, int | float | str]]:
+        """Per-key counters for metrics: fingerprint -> ok, rate_limited, errors, state, ..."""
+        return self._pool.snapshot()
+
+    def _redact(self, text: object, limit: int = 300) -> str:
+        clean = str(text)
+        for key, fingerprint in zip(self._secrets, self._pool.fingerprints, strict=True):
+            clean = clean.replace(key, fingerprint)
+        return clean if len(clean) <= limit else clean[:limit] + "…"
+
+    async def _acquire(self) -> KeyLease:
+        """A key now, or after waiting for the soonest cooling one, at most ``max_wait_s``."""
+        deadline = self._clock() + self._max_wait
+        while (lease := self._pool.acquire()) is None:
+            wait = self._pool.next_ready_in()
+            if wait is None:
+                raise AllKeysExhausted("every Gemini API key is disabled", ready_in=None)
+            if self._clock() + wait > deadline:
+                raise AllKeysExhausted(f"no Gemini API key usable for {wait:.0f} s", ready_in=wait)
+            await asyncio.sleep(max(wait, _BUSY_POLL))
+        return lease
+
+    async def recommend(self, prompt: str) -> Recommendation:
+        """One validated recommendation for ``prompt``; never None (see the module doc for errors)."""
+        last = "no attempt"
+        for attempt in range(1, self._max_attempts + 1):
+            lease = await self._acquire()
+            log.debug("Gemini request attempt %d on %s", attempt, lease.fingerprint)
+            outcome = await self._attempt(lease, prompt)
+            if isinstance(outcome, str):
+                last = outcome
+                continue
+            if isinstance(outcome, GeminiError):
+                raise outcome  # outside any except block: no SDK error chained as context
+            return outcome
+        raise GeminiUnavailable(f"gave up after {self._max_attempts} attempts; last: {last}")
+
+    async def _attempt(self, lease: KeyLease, prompt: str) -> Recommendation | GeminiError | str:
+        """One request; reports the lease. A str means: retry (it says why), a GeminiError: give up."""
+        try:
+            response = await self._clients[lease.index].aio.models.generate_content(
+                model=self._model, contents=prompt, config=self._config
+            )
+        except errors.APIError as exc:
+            return self._on_api_error(lease, exc)
+        except _TRANSPORT_ERRORS as exc:
+            self._pool.report_server_error(lease)
+            log.warning("Gemini transport error on %s: %s", lease.fingerprint, type(exc).__name__)
+            return f"{type(exc).__name__} on {lease.fingerprint}"
+        except Exception as exc:
+            self._pool.release(lease)
+            return GeminiError(f"unexpected {type(exc).__name__}: {self._redact(exc)}", key=lease.fingerprint)
+        except BaseException:  # cancelled
+            self._pool.release(lease)
+            raise
+        self._pool.report_success(lease)
+        return self._parse(response, lease.fingerprint)
+
+    def _on_api_error(self, lease: KeyLease, exc: errors.APIError) -> GeminiError | str:
+        """Report the lease's outcome; a str (safe description) means retry on another key."""
+        code = int(exc.code or 0)
+        details = _error_details(exc)
+        reason = _detail(details, "google.rpc.ErrorInfo").get("reason")
+        what = f"HTTP {code} {exc.status or '-'} on {lease.fingerprint}"
+        text = f"{what}: {self._redact(exc.message or '')}"
+        if code == 429:
+            if _is_daily(details):
+                self._pool.report_daily_quota(lease)
+            else:
+                delay = parse_duration(_detail(details, "google.rpc.RetryInfo").get("retryDelay"))
+                self._pool.report_rate_limited(lease, delay)
+            return what
+        if code in (401, 403) or reason == "API_KEY_INVALID":
+            self._pool.report_invalid(lease)
+            return what
+        if code == 408 or code >= 500:
+            self._pool.report_server_error(lease)
+            log.warning("Gemini server error: %s", text)
+            return what
+        self._pool.release(lease)
+        log.warning("Gemini rejected the request: %s", text)
+        if code == 404:
+            return GeminiError(f"model {self._model!r} not found ({text})", key=lease.fingerprint, code=code)
+        return RecommendationFailed(f"request rejected: {text}", key=lease.fingerprint, code=code)
+
+    def _parse(self, response: types.GenerateContentResponse, fp: str) -> Recommendation | GeminiError:
+        parsed = response.parsed
+        if parsed is None:
+            candidates = response.candidates or []
+            finish = candidates[0].finish_reason if candidates else None
+            return RecommendationFailed(f"no parsable answer (finish reason {finish})", key=fp)
+        try:
+            return validate_recommendation(parsed)
+        except InvalidRecommendation as exc:
+            return RecommendationFailed(f"invalid answer: {exc}", key=fp)
+
+    async def close(self) -> None:
+        """Close every client's HTTP sessions."""
+        for client in self._clients:
+            await client.aio.aclose()
+            client.close()
