@@ -119,7 +119,16 @@ class DigestNotifier:
         await self._apply(job, await self._deliver(job))
 
     async def on_retry(self, retry: DigestRetry) -> None:
-        """Make the attempt a ``DigestRetry`` asks for, once it is due."""
+        """Make the attempt a ``DigestRetry`` asks for, once it is due; never raises."""
+        try:
+            await self._on_retry(retry)
+        except Exception as exc:
+            log.exception("digest cafe=%s date=%s: unexpected error in retry -> dead letter", retry.cafe_id, retry.date)
+            payload = json.dumps({"cafe_id": retry.cafe_id, "date": retry.date}).encode()
+            reason = f"internal error: {type(exc).__name__}"
+            await self._dead_letter(self.retries.get_topic_name(), reason, str(retry.cafe_id), payload, None)
+
+    async def _on_retry(self, retry: DigestRetry) -> None:
         key = str(retry.cafe_id)
         state = self._states(key).get(retry.date)
         if state is None or state.status != "retrying" or state.attempts + 1 != retry.attempt:

@@ -1,0 +1,158 @@
+"""The notification agents under Faust's ``test_context`` with fake ports (no Kafka, no HTTP)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from types import SimpleNamespace
+from unittest.mock import AsyncMock
+
+import pytest
+
+from agents.notifications import agent as notifications
+from agents.notifications.digest import CafeDigest, OrderLine
+from agents.notifications.telegram import TelegramForbidden, TelegramRetryAfter
+from models.records import DigestRetry
+
+DAY = date(2026, 11, 25)
+
+
+class FakeStore:
+    def __init__(self, digests: dict[int, CafeDigest]) -> None:
+        self.digests = digests
+        self.loads = 0
+
+    async def load_digest(self, cafe_id: int, order_date: date) -> CafeDigest | None:
+        self.loads += 1
+        return self.digests.get(cafe_id)
+
+    async def move_chat(self, cafe_id: int, old_chat_id: int, new_chat_id: int) -> bool:
+        return True
+
+
+class FakeSender:
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.sent: list[tuple[int, str]] = []
+
+    async def send_message(self, chat_id: int, text: str, *, max_wait: float | None = None) -> int:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append((chat_id, text))
+        return len(self.sent)
+
+
+def make_digest(cafe_id: int = 5, chat_id: int | None = -77) -> CafeDigest:
+    line = OrderLine(1, "Alice", "Business", ("Soup",), None, Decimal("450.00"))
+    return CafeDigest(cafe_id, "Cafe", chat_id, True, DAY, (line,))
+
+
+@pytest.fixture
+async def wired(monkeypatch):
+    """The real app and notifier, with fake ports and recorded topic sends; tables reset."""
+    app = notifications.app
+    app.finalize()
+    app.flow_control.resume()
+    notifications.digest_deliveries.data.clear()
+    retries, dead_letters = AsyncMock(), AsyncMock()
+    monkeypatch.setattr(notifications.notifier, "retries", retries)
+    monkeypatch.setattr(notifications.notifier, "dead_letters", dead_letters)
+    changelog: list[tuple[int, str, dict]] = []
+
+    def send_changelog(partition, key, value, *args, **kwargs):
+        changelog.append((partition, key, value))
+        return SimpleNamespace(message=SimpleNamespace(partition=partition))
+
+    monkeypatch.setattr(notifications.digest_deliveries, "send_changelog", send_changelog)
+    store = FakeStore({5: make_digest()})
+    sender = FakeSender()
+    monkeypatch.setattr(notifications.notifier, "source", store)
+    monkeypatch.setattr(notifications.notifier, "sender", sender)
+    return SimpleNamespace(
+        store=store, sender=sender, retries=retries, dead_letters=dead_letters, changelog=changelog
+    )
+
+
+def event(cafe_id: object = 5, day: str = DAY.isoformat()) -> bytes:
+    return json.dumps({"cafe_id": cafe_id, "date": day}).encode()
+
+
+def state(cafe_id: int = 5) -> dict:
+    return notifications.digest_deliveries[str(cafe_id)][DAY.isoformat()]
+
+
+async def test_digest_is_sent_and_recorded_once(wired):
+    store, sender, retries, dead_letters = wired.store, wired.sender, wired.retries, wired.dead_letters
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+        await agent.put(event(), key=b"5")  # delivered twice
+    assert [chat for chat, _ in sender.sent] == [-77]
+    assert store.loads == 1
+    assert state()["status"] == "sent" and state()["attempts"] == 1
+    retries.send.assert_not_awaited()
+    dead_letters.send.assert_not_awaited()
+    [(partition, key, value)] = wired.changelog  # the state reached the changelog, in the event's partition
+    assert (partition, key, value["2026-11-25"]["status"]) == (0, "5", "sent")
+
+
+async def test_malformed_event_goes_to_dead_letters_and_the_agent_goes_on(wired):
+    sender, dead_letters = wired.sender, wired.dead_letters
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(b"{oops", key=b"5")
+        await agent.put(event(cafe_id="five"), key=b"5")
+        await agent.put(event(), key=b"5")
+    reasons = [call.kwargs["value"].reason for call in dead_letters.send.await_args_list]
+    assert reasons[0].startswith("not JSON")
+    assert "'cafe_id' must be an integer" in reasons[1]
+    assert len(sender.sent) == 1
+
+
+async def test_rate_limited_digest_goes_to_the_retry_topic_with_its_state(wired):
+    sender, retries = wired.sender, wired.retries
+    sender.failures.append(TelegramRetryAfter("sendMessage", 429, "Too Many Requests", retry_after=7))
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+    retry: DigestRetry = retries.send.await_args.kwargs["value"]
+    assert retries.send.await_args.kwargs["key"] == "5"
+    assert (retry.cafe_id, retry.date, retry.attempt, retry.chat_id, retry.parts_sent) == (5, "2026-11-25", 2, -77, 0)
+    assert retry.parts and "Alice" in retry.parts[0]
+    saved = state()
+    assert saved["status"] == "retrying" and saved["attempts"] == 1
+    assert saved["next_attempt_at"] == pytest.approx(retry.not_before)
+    assert saved["next_attempt_at"] - saved["updated_at"] >= 7
+    assert "429" in saved["last_error"]
+
+
+async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
+    sender, retries = wired.sender, wired.retries
+    sender.failures.append(TelegramRetryAfter("sendMessage", 429, "Too Many Requests", retry_after=0))
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+    retry: DigestRetry = retries.send.await_args.kwargs["value"]
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(retry, key="5")
+        await agent.put(retry, key="5")  # a duplicate retry record is stale
+    assert len(sender.sent) == 1 and "Alice" in sender.sent[0][1]
+    assert state()["status"] == "sent" and state()["attempts"] == 2
+
+
+async def test_forbidden_is_not_retried_and_is_dead_lettered(wired):
+    sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
+    sender.failures.append(TelegramForbidden("sendMessage", 403, "Forbidden: bot was kicked"))
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+    retries.send.assert_not_awaited()
+    letter = dead_letters.send.await_args.kwargs["value"]
+    assert json.loads(letter.payload) == {"cafe_id": 5, "date": "2026-11-25"}
+    assert state()["status"] == "failed"
+
+
+async def test_event_under_the_wrong_key_is_rekeyed(wired, monkeypatch):
+    sender = wired.sender
+    rekey = AsyncMock()
+    monkeypatch.setattr(notifications.notifier, "rekey", rekey)
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"not-the-cafe")
+    assert rekey.send.await_args.kwargs["key"] == b"5"
+    assert sender.sent == []
