@@ -248,3 +248,14 @@ async def test_a_restarted_worker_does_not_send_a_digest_again(worker, telegram,
     await publish.deadline_passed(cafe.id, DAY)
     await wait_log(worker, f"digest cafe={cafe.id} date={DAY}: already handled, duplicate event ignored", 30)
     assert len(to_chat(telegram, cafe.tg_chat_id)) == 1
+
+
+async def test_steady_load_stays_under_telegram_limits(worker, telegram, factory, publish):
+    """40 cafes at once against a fake that answers 429 above 30 msg/s: the throttle keeps it at zero."""
+    cafes = [await cafe_with_orders(factory, orders=1) for _ in range(40)]
+    for cafe in cafes:
+        await publish.deadline_passed(cafe.id, DAY)
+    chats = {cafe.tg_chat_id for cafe in cafes}
+    await eventually(lambda: {m.chat_id for m in telegram.messages if m.delivered} >= chats, timeout=30)
+    ours = [m for m in telegram.messages if m.chat_id in chats]
+    assert [m.status for m in ours] == [200] * 40
