@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job: local services, schema and demo data, then the worker in the foreground.
+# Without TELEGRAM_BOT_TOKEN, digests go to a local sandbox Telegram that prints them here;
+# Once the worker is ready, a fresh demo cafe with today's orders is created and its
+# deadline event published, so a digest arrives.
+# Stop with Ctrl-C.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+scripts/services.sh start
+scripts/bootstrap.sh
+py=.venv/bin/python
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+if [ -z "${TELEGRAM_BOT_TOKEN:-}" ]; then
+  port="${SANDBOX_TELEGRAM_PORT:-8081}"
+  export TELEGRAM_BOT_TOKEN="1000000001:sandbox-demo-token"
+  export TELEGRAM_API_BASE_URL="http://127.0.0.1:$port"
+  $py -m streams.sandbox.telegram --port "$port" &
+  pids+=($!)
+  echo "demo: no TELEGRAM_BOT_TOKEN given: digests go to the sandbox Telegram on port $port"
+fi
+
+web_port="${WEB_PORT:-6066}"
+(
+  for _ in $(seq 1 120); do
+    if (echo > "/dev/tcp/127.0.0.1/$web_port") 2>/dev/null; then
+      $py -m streams.demo deadline
+      exit 0
+    fi
+    sleep 0.5
+  done
+  echo "demo: the worker did not open port $web_port in 60 s" >&2
+) &
+pids+=($!)
+
+.venv/bin/faust -A streams.app worker -l info
