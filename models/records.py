@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import faust
 
 __all__ = [
+    "BatchProgress",
+    "BatchTrigger",
     "DailyTask",
     "DeadLetter",
     "DeadlinePassed",
     "DigestRetry",
     "InvalidEvent",
+    "RecommendationRequest",
+    "dead_letter",
+    "key_text",
     "parse_daily_task",
     "parse_deadline_passed",
     "payload_text",
@@ -69,6 +74,34 @@ class DigestRetry(faust.Record, serializer="json"):
     parts_sent: int = 0
 
 
+class BatchTrigger(faust.Record, serializer="json"):
+    """Asks the batch planner to consider a run: ``tick``/``scheduled`` (timer, crontab) or ``manual``."""
+
+    reason: str
+    requested_at: str | None = None
+
+
+class RecommendationRequest(faust.Record, serializer="json"):
+    """One active user's recommendation within a batch (key: user id)."""
+
+    batch_id: str
+    user_id: int
+    day: str  # ISO date the batch is for, in TIMEZONE
+
+
+class BatchProgress(faust.Record, serializer="json"):
+    """A change to a batch's counts (key: batch id): started, succeeded, failed, skipped or stopped."""
+
+    batch_id: str
+    kind: str
+    at: float  # epoch seconds
+    total: int = 0
+    day: str | None = None
+    trigger: str | None = None
+    user_id: int | None = None
+    reason: str | None = None
+
+
 class DeadLetter(faust.Record, serializer="json"):
     """Something we gave up on, with enough to inspect and replay it."""
 
@@ -89,6 +122,36 @@ def payload_text(raw: bytes | None) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return "base64:" + base64.b64encode(raw).decode("ascii")
+
+
+def key_text(key: object) -> str | None:
+    """A message key as text (keys are raw bytes on external topics)."""
+    if key is None:
+        return None
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return str(key)
+
+
+def dead_letter(
+    source_topic: str,
+    reason: str,
+    key: object,
+    value: bytes | None,
+    *,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> DeadLetter:
+    """The dead letter of a value we gave up on, stamped now."""
+    return DeadLetter(
+        source_topic=source_topic,
+        reason=reason,
+        key=key_text(key),
+        payload=payload_text(value),
+        failed_at=datetime.now(UTC).isoformat(),
+        partition=partition,
+        offset=offset,
+    )
 
 
 def _load_object(raw: bytes | str | None) -> dict[str, Any]:

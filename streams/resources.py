@@ -9,12 +9,17 @@ from __future__ import annotations
 import logging
 
 from mode import Service
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.notifications.agent import notifier
 from agents.notifications.queries import DigestStore
 from agents.notifications.telegram import SEND_MESSAGE, TelegramClient, TelegramUnauthorized
 from agents.notifications.throttle import TelegramRateLimits, Throttle
+from agents.recommendations.agent import recommendations
+from agents.recommendations.cache import RecommendationCache
+from agents.recommendations.gemini import GeminiRecommender
+from agents.recommendations.selection import UserSelection
 from models.db import make_engine, make_session_factory
 from streams.app import app, settings
 from streams.kafka_admin import ensure_topics
@@ -35,12 +40,14 @@ class UnconfiguredTelegram:
 
 
 class Resources(Service):
-    """The database engine and the Telegram client, handed to the agents' domain objects."""
+    """The database engine, Redis, the Telegram and Gemini clients, handed to the agents' domain objects."""
 
     def __init__(self, config: Settings, **kwargs: object) -> None:
         self.config = config
         self.engine: AsyncEngine | None = None
         self.telegram: TelegramClient | None = None
+        self.redis: Redis | None = None
+        self.gemini: GeminiRecommender | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -49,7 +56,19 @@ class Resources(Service):
             bootstrap_servers(config.kafka_broker_url), topic_specs(), replication=config.topic_replication
         )
         self.engine = make_engine(config.database_url)
-        notifier.source = DigestStore(make_session_factory(self.engine))
+        sessions = make_session_factory(self.engine)
+        notifier.source = DigestStore(sessions)
+        self.redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        recommendations.users = UserSelection(sessions)
+        recommendations.cache = RecommendationCache(self.redis, config.zone)
+        if config.gemini_api_keys:
+            self.gemini = GeminiRecommender(
+                api_keys=config.gemini_api_keys, base_url=config.gemini_api_base_url, model=config.gemini_model
+            )
+            recommendations.recommender = self.gemini
+            log.info("gemini: %r", self.gemini)
+        else:
+            log.error("GEMINI_API_KEYS is not set: recommendation batches will stop at their first user")
         if config.telegram_bot_token:
             throttle = Throttle(
                 TelegramRateLimits(
@@ -73,6 +92,10 @@ class Resources(Service):
     async def on_stop(self) -> None:
         if self.telegram is not None:
             await self.telegram.close()
+        if self.gemini is not None:
+            await self.gemini.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         if self.engine is not None:
             await self.engine.dispose()
 

@@ -83,6 +83,10 @@ class Settings:
     notify_backoff_base: float = 2.0
     notify_backoff_max: float = 300.0
     broker_session_timeout: float = 10.0
+    # Users whose recommendations one worker makes at the same time.
+    recommendation_concurrency: int = 8
+    # How often the leader checks for a missed daily batch (seconds).
+    recommendations_check_interval: float = 60.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -127,6 +131,10 @@ class Settings:
             notify_backoff_base=_float(env, "NOTIFY_BACKOFF_BASE", d.notify_backoff_base),
             notify_backoff_max=_float(env, "NOTIFY_BACKOFF_MAX", d.notify_backoff_max),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", d.broker_session_timeout),
+            recommendation_concurrency=_int(env, "RECOMMENDATION_CONCURRENCY", d.recommendation_concurrency),
+            recommendations_check_interval=_float(
+                env, "RECOMMENDATIONS_CHECK_INTERVAL", d.recommendations_check_interval
+            ),
         )
         settings.zone  # noqa: B018 - fail fast on an unknown TIMEZONE
         return settings

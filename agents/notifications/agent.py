@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterable, Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import faust
@@ -34,7 +34,7 @@ from agents.notifications.delivery import (
     deliver,
     retry_delay,
 )
-from models.records import DeadLetter, DigestRetry, InvalidEvent, parse_deadline_passed, payload_text
+from models.records import DigestRetry, InvalidEvent, dead_letter, key_text, parse_deadline_passed
 from streams.app import app, settings
 from streams.settings import Settings
 from streams.topics import dead_letters_topic, deadline_passed_topic, digest_retries_topic
@@ -106,9 +106,9 @@ class DigestNotifier:
             await self._dead_letter(event.message.topic, str(exc), event.key, event.value, event)
             return
         key = str(record.cafe_id)
-        if _key_text(event.key) != key:
+        if key_text(event.key) != key:
             # The table is partitioned by cafe id: put the event where its state lives.
-            log.warning("deadline-passed: cafe %s arrived with key %r; re-keyed", key, _key_text(event.key))
+            log.warning("deadline-passed: cafe %s arrived with key %r; re-keyed", key, key_text(event.key))
             await self.rekey.send(key=key.encode(), value=event.value)
             return
         if record.date in self._states(key):
@@ -221,26 +221,15 @@ class DigestNotifier:
         self, source: str, reason: str, key: Any, value: bytes | None, event: EventT | None
     ) -> None:
         self.counts["dead_lettered"] += 1
-        await self.dead_letters.send(
-            key=_key_text(key) or "",
-            value=DeadLetter(
-                source_topic=source,
-                reason=reason,
-                key=_key_text(key),
-                payload=payload_text(value),
-                failed_at=datetime.now(UTC).isoformat(),
-                partition=event.message.partition if event else None,
-                offset=event.message.offset if event else None,
-            ),
+        letter = dead_letter(
+            source,
+            reason,
+            key,
+            value,
+            partition=event.message.partition if event else None,
+            offset=event.message.offset if event else None,
         )
-
-
-def _key_text(key: Any) -> str | None:
-    if key is None:
-        return None
-    if isinstance(key, bytes):
-        return key.decode("utf-8", "replace")
-    return str(key)
+        await self.dead_letters.send(key=letter.key or "", value=letter)
 
 
 notifier = DigestNotifier(

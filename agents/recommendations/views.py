@@ -1,0 +1,41 @@
+"""Web views of recommendation batches: ``GET /recommendations/batches/`` and ``/{batch_id}/``.
+
+The batch table has one partition; requests are routed to the worker that owns it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust import web
+
+from agents.recommendations.agent import recommendation_batches
+from streams.app import app
+
+__all__ = ["BatchDetailView", "BatchListView"]
+
+LIST_LIMIT = 100
+
+
+@app.page("/recommendations/batches/")
+class BatchListView(web.View):
+    """The latest batches, newest first, with their counts."""
+
+    @app.table_route(table=recommendation_batches, exact_key="batches")
+    async def get(self, request: web.Request) -> web.Response:
+        batches: list[dict[str, Any]] = sorted(
+            recommendation_batches.values(), key=lambda b: b.get("started_at") or 0, reverse=True
+        )
+        return self.json({"batches": batches[:LIST_LIMIT]})
+
+
+@app.page("/recommendations/batches/{batch_id}/")
+class BatchDetailView(web.View):
+    """One batch's counts."""
+
+    @app.table_route(table=recommendation_batches, match_info="batch_id")
+    async def get(self, request: web.Request, batch_id: str) -> web.Response:
+        counts = recommendation_batches.get(batch_id)
+        if counts is None:
+            return self.json({"error": "no such batch", "batch_id": batch_id}, status=404)
+        return self.json(counts)
