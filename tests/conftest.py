@@ -39,35 +39,50 @@ def services(base_settings: Settings) -> Settings:
     return base_settings
 
 
-@pytest.fixture(scope="session")
-def test_database_url(services: Settings) -> Iterator[str]:
-    """A fresh PostgreSQL database with the backend's schema, dropped after the session."""
-    import asyncpg
+class FreshDatabase:
+    """A fresh PostgreSQL database with the backend's schema."""
 
-    from models.db import create_schema, make_engine
-
-    name = f"lunch_test_{os.getpid()}"
     admin_dsn = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-    async def create() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        engine = make_engine(url, pool_size=1)
-        await create_schema(engine)
-        await engine.dispose()
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    def create(self) -> FreshDatabase:
+        import asyncpg
 
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(create())
-    yield url
-    asyncio.run(drop())
+        from models.db import create_schema, make_engine
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.admin_dsn)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+                await conn.execute(f'CREATE DATABASE "{self.name}"')
+            finally:
+                await conn.close()
+            engine = make_engine(self.url, pool_size=1)
+            await create_schema(engine)
+            await engine.dispose()
+
+        asyncio.run(create())
+        return self
+
+    def drop(self) -> None:
+        import asyncpg
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(self.admin_dsn)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def test_database_url(services: Settings) -> Iterator[str]:
+    """A fresh database for the session, dropped after it."""
+    db = FreshDatabase(f"lunch_test_{os.getpid()}").create()
+    yield db.url
+    db.drop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -77,13 +78,17 @@ class WorkerProcess:
             self.proc.wait(10)
 
 
-async def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with the last value after ``timeout``."""
+async def eventually(
+    probe: Callable[[], T | Awaitable[T | None] | None], timeout: float = 30.0, interval: float = 0.1
+) -> T:
+    """Poll ``probe`` (sync or async) until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
-    value = probe()
-    while not value:
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met in {timeout}s (last value: {value!r})")
         await asyncio.sleep(interval)
-        value = probe()
-    return value
