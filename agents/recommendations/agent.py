@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from faust.types import EventT
 
 from agents.recommendations.advice import Recommendation, UserOrderStats, build_prompt
-from agents.recommendations.batches import apply_progress, done, progress_step
+from agents.recommendations.batches import COUNTED, apply_progress, done, progress_step
 from agents.recommendations.gemini import GeminiError
 from agents.recommendations.keypool import AllKeysExhausted
 from agents.recommendations.schedule import latest_fire, missed
@@ -67,6 +67,15 @@ recommendation_batches = app.Table(
     partitions=1,
     key_type=str,
     help="Per-batch counts: total, succeeded, failed, skipped, started/finished times, status.",
+)
+
+
+recommendation_batch_users = app.Table(
+    "recommendation-batch-users",
+    default=None,
+    partitions=1,
+    key_type=str,
+    help="Users already counted in a running batch ({batch_id}:{user_id}), so a redelivered result counts once.",
 )
 
 
@@ -138,6 +147,7 @@ class RecommendationService:
         if state is None and trigger.reason == "tick":
             # First start of this app: nothing was missed yet.
             recommendation_runs[SCHEDULE_KEY] = {"last_fire": due.timestamp(), "batch_id": None}
+            log.info("recommendations: schedule initialised (%s, %s)", settings.recommendations_cron, settings.timezone)
             return
         if not missed(state["last_fire"] if state else None, due):
             return
@@ -220,6 +230,12 @@ class RecommendationService:
     # -- counting --------------------------------------------------------------------------------
 
     def on_progress(self, event: BatchProgress) -> None:
+        if event.user_id is not None and event.kind in COUNTED:
+            user_key = f"{event.batch_id}:{event.user_id}"
+            if user_key in recommendation_batch_users:
+                log.info("recommendation batch=%s user=%s: already counted", event.batch_id, event.user_id)
+                return
+            recommendation_batch_users[user_key] = event.kind
         before = recommendation_batches.get(event.batch_id)
         counts = apply_progress(before, event)
         recommendation_batches[event.batch_id] = counts
@@ -231,6 +247,9 @@ class RecommendationService:
                 "recommendations batch %s %s: %d users in %.1fs (%s)",
                 event.batch_id, counts["status"], total, seconds, tally,
             )
+            prefix = f"{event.batch_id}:"
+            for user_key in [k for k in recommendation_batch_users if k.startswith(prefix)]:
+                del recommendation_batch_users[user_key]
         elif event.kind in ("succeeded", "failed", "skipped") and done(counts) % progress_step(total) == 0:
             log.info("recommendations batch %s: %d/%d done (%s)", event.batch_id, done(counts), total, tally)
 
