@@ -1,0 +1,164 @@
+"""The recommendation agents under Faust's ``test_context`` with fake ports (no Kafka, Redis or Gemini)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+from unittest.mock import AsyncMock
+
+import pytest
+
+from agents.recommendations import agent as reco
+from agents.recommendations.advice import Recommendation, UserOrderStats
+from agents.recommendations.gemini import RecommendationFailed
+from agents.recommendations.keypool import AllKeysExhausted
+from models.records import BatchProgress, BatchTrigger, RecommendationRequest
+
+TODAY = date(2026, 11, 25)
+
+
+def stats(user_id: int) -> UserOrderStats:
+    return UserOrderStats(
+        user_id=user_id, name=f"User {user_id}", order_count=5, total_spent=Decimal("2250.00"),
+        average_spend=Decimal("450.00"), favourite_combos=[("Business", 5)], favourite_items=[("Soup", 5)],
+        favourite_categories=[("soup", 5)], weekdays=[("Monday", 5)], recent_notes=["no onions"],
+        cafes=[("Cafe", 5)],
+    )
+
+
+class FakeUsers:
+    def __init__(self, active: list[int]) -> None:
+        self.active = active
+
+    async def active_user_ids(self, today: date) -> list[int]:
+        return list(self.active)
+
+    async def user_stats(self, user_id: int, today: date) -> UserOrderStats | None:
+        return stats(user_id) if user_id in self.active else None
+
+
+class FakeCache:
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[Recommendation, datetime]] = {}
+
+    async def generated_on(self, user_id: int) -> date | None:
+        entry = self.entries.get(user_id)
+        return entry[1].date() if entry else None
+
+    async def store(self, user_id: int, recommendation: Recommendation, generated_at: datetime) -> None:
+        self.entries[user_id] = (recommendation, generated_at)
+
+
+class FakeGemini:
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.prompts: list[str] = []
+
+    async def recommend(self, prompt: str) -> Recommendation:
+        self.prompts.append(prompt)
+        if self.failures:
+            raise self.failures.pop(0)
+        return Recommendation(summary="Eat well", tips=["Try the soup"])
+
+
+@pytest.fixture
+def wired(monkeypatch):
+    app = reco.app
+    app.finalize()
+    app.flow_control.resume()
+    for table in (reco.recommendation_batches, reco.recommendation_runs, reco.recommendation_batch_users):
+        table.data.clear()
+        monkeypatch.setattr(
+            table, "send_changelog",
+            lambda partition, *a, **k: SimpleNamespace(message=SimpleNamespace(partition=partition)),
+        )
+    sends = {name: AsyncMock() for name in ("triggers", "requests", "progress", "dead_letters")}
+    monkeypatch.setattr(reco.batch_triggers_topic, "send", sends["triggers"])
+    monkeypatch.setattr(reco.recommendation_requests_topic, "send", sends["requests"])
+    monkeypatch.setattr(reco.batch_progress_topic, "send", sends["progress"])
+    monkeypatch.setattr(reco.dead_letters_topic, "send", sends["dead_letters"])
+    service = reco.recommendations
+    users, cache, gemini = FakeUsers([1, 2, 3]), FakeCache(), FakeGemini()
+    monkeypatch.setattr(service, "users", users)
+    monkeypatch.setattr(service, "cache", cache)
+    monkeypatch.setattr(service, "recommender", gemini)
+    monkeypatch.setattr(service, "exhausted", set())
+    monkeypatch.setattr(service, "clock", lambda: datetime(2026, 11, 25, 12, 0, tzinfo=reco.settings.zone).timestamp())
+    return SimpleNamespace(users=users, cache=cache, gemini=gemini, **sends)
+
+
+def sent_values(mock: AsyncMock) -> list:
+    return [call.kwargs["value"] for call in mock.await_args_list]
+
+
+async def test_generate_task_becomes_a_manual_trigger_and_others_are_ignored(wired):
+    async with reco.accept_daily_task.test_context() as agent:
+        await agent.put(b'{"type": "generate_recommendations"}', key=b"k")
+        await agent.put(b'{"type": "something_else"}', key=b"k")
+        await agent.put(b"not json", key=b"k")
+    assert [t.reason for t in sent_values(wired.triggers)] == ["manual"]
+    [letter] = sent_values(wired.dead_letters)
+    assert letter.reason.startswith("not JSON") and letter.payload == "not json"
+
+
+async def test_manual_trigger_fans_out_one_request_per_active_user(wired):
+    async with reco.plan_recommendation_batch.test_context() as agent:
+        await agent.put(BatchTrigger(reason="manual"), key="daily")
+    [started] = sent_values(wired.progress)
+    assert (started.kind, started.total, started.day, started.trigger) == ("started", 3, "2026-11-25", "manual")
+    requests = wired.requests.await_args_list
+    assert [(c.kwargs["key"], c.kwargs["value"].user_id) for c in requests] == [("1", 1), ("2", 2), ("3", 3)]
+    assert {c.kwargs["value"].batch_id for c in requests} == {started.batch_id}
+
+
+async def test_first_tick_only_initialises_the_schedule_and_a_missed_fire_catches_up(wired):
+    async with reco.plan_recommendation_batch.test_context() as agent:
+        await agent.put(BatchTrigger(reason="tick"), key="daily")
+        assert wired.progress.await_count == 0
+        assert reco.recommendation_runs["schedule"]["batch_id"] is None
+        reco.recommendation_runs.data["schedule"] = {"last_fire": 0.0, "batch_id": None}  # a day was missed
+        await agent.put(BatchTrigger(reason="tick"), key="daily")
+        await agent.put(BatchTrigger(reason="tick"), key="daily")  # and it runs once
+    [started] = sent_values(wired.progress)
+    assert started.trigger == "catch-up"
+    assert reco.recommendation_runs["schedule"]["batch_id"] == started.batch_id
+
+
+async def test_per_user_outcomes(wired):
+    wired.gemini.failures.append(RecommendationFailed("model output invalid"))
+    requests = [RecommendationRequest(batch_id="b", user_id=u, day="2026-11-25") for u in (1, 2, 9)]
+    async with reco.recommend_for_user.test_context() as agent:
+        for request in requests:
+            await agent.put(request, key=str(request.user_id))
+    events = sent_values(wired.progress)
+    by_user = {e.user_id: e.kind for e in events}
+    assert sorted(by_user.values()) == ["failed", "skipped", "succeeded"]
+    assert by_user[9] == "skipped"  # no orders in the window
+    assert len(wired.cache.entries) == 1
+    assert all("no onions" in p for p in wired.gemini.prompts)
+
+
+async def test_exhausted_keys_stop_the_batch_and_skip_the_rest_without_calls(wired):
+    wired.gemini.failures.append(AllKeysExhausted("every key disabled"))
+    async with reco.recommend_for_user.test_context() as agent:
+        for user in (1, 2, 3):
+            await agent.put(RecommendationRequest(batch_id="b", user_id=user, day="2026-11-25"), key=str(user))
+    kinds = [e.kind for e in sent_values(wired.progress)]
+    assert kinds == ["stopped", "skipped", "skipped", "skipped"]
+    assert len(wired.gemini.prompts) == 1
+
+
+async def test_counter_counts_each_user_once_and_finishes(wired):
+    events = [
+        BatchProgress(batch_id="b", kind="started", at=1.0, total=2, day="2026-11-25", trigger="manual"),
+        BatchProgress(batch_id="b", kind="succeeded", at=2.0, user_id=1),
+        BatchProgress(batch_id="b", kind="skipped", at=3.0, user_id=1),  # a redelivered request
+        BatchProgress(batch_id="b", kind="succeeded", at=4.0, user_id=2),
+    ]
+    async with reco.count_batch_progress.test_context() as agent:
+        for event in events:
+            await agent.put(event, key="b")
+    counts = reco.recommendation_batches["b"]
+    assert (counts["succeeded"], counts["skipped"], counts["status"], counts["finished_at"]) == (2, 0, "finished", 4.0)
+    assert list(reco.recommendation_batch_users.keys()) == []  # forgotten once the batch finished
