@@ -90,7 +90,12 @@ class RecommendationRequest(faust.Record, serializer="json"):
 
 
 class BatchProgress(faust.Record, serializer="json"):
-    """A change to a batch's counts (key: batch id): started, succeeded, failed, skipped or stopped."""
+    """A change to a batch's counts (key: batch id).
+
+    ``started`` (with ``total``), one ``succeeded``/``failed``/``skipped`` per user,
+    ``stopped`` (keys exhausted), ``resent`` (``total`` requests sent again for a
+    stalled batch) and ``abandoned`` (the users still missing after every resend).
+    """
 
     batch_id: str
     kind: str

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: local services, schema and demo data, then the worker in the foreground.
 # Without TELEGRAM_BOT_TOKEN, digests go to a local sandbox Telegram that prints them here;
+# Without GEMINI_API_KEYS, recommendations come from a local sandbox Gemini.
 # Once the worker is ready, a fresh demo cafe with today's orders is created and its
-# deadline event published, so a digest arrives.
+# deadline event published, so a digest arrives; then a recommendations task is
+# published and the demo users' recommendations are printed as they reach Redis.
 # Stop with Ctrl-C.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,12 +25,21 @@ if [ -z "${TELEGRAM_BOT_TOKEN:-}" ]; then
   pids+=($!)
   echo "demo: no TELEGRAM_BOT_TOKEN given: digests go to the sandbox Telegram on port $port"
 fi
+if [ -z "${GEMINI_API_KEYS:-}" ]; then
+  port="${SANDBOX_GEMINI_PORT:-8082}"
+  export GEMINI_API_KEYS="sandbox-demo-key"
+  export GEMINI_API_BASE_URL="http://127.0.0.1:$port"
+  $py -m streams.sandbox.gemini --port "$port" &
+  pids+=($!)
+  echo "demo: no GEMINI_API_KEYS given: recommendations come from the sandbox Gemini on port $port"
+fi
 
 web_port="${WEB_PORT:-6066}"
 (
   for _ in $(seq 1 120); do
     if (echo > "/dev/tcp/127.0.0.1/$web_port") 2>/dev/null; then
       $py -m streams.demo deadline
+      $py -m streams.demo task
       exit 0
     fi
     sleep 0.5

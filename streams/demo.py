@@ -1,5 +1,8 @@
 """Demo data and events for the README's main command: ``python -m streams.demo seed|deadline|task``.
 
+``task`` publishes a recommendations task and prints the demo users' cache
+entries as they arrive in Redis.
+
 ``seed`` creates the schema if missing, the demo users (once) and a new demo cafe
 with ten days of their orders, so every run has a fresh (cafe, today) digest to
 send and the users are active for recommendations.
@@ -74,6 +77,39 @@ async def seed(settings: Settings, today: date) -> int:
         await engine.dispose()
 
 
+async def show_recommendations(settings: Settings, timeout: float = 60.0) -> None:
+    """Print the demo users' cached recommendations once they arrive in Redis."""
+    from redis.asyncio import Redis
+
+    from agents.recommendations.cache import cache_key
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with AsyncSession(engine) as session:
+            ids = (
+                await session.scalars(select(User.id).where(User.telegram_id.in_([t for t, _ in DEMO_USERS])))
+            ).all()
+    finally:
+        await engine.dispose()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pending = set(ids)
+        while pending and loop.time() < deadline:
+            for user_id in sorted(pending):
+                raw = await redis.get(cache_key(user_id))
+                if raw is not None:
+                    ttl = await redis.ttl(cache_key(user_id))
+                    print(f"redis {cache_key(user_id)} (ttl {ttl}s): {raw.decode()}", flush=True)
+                    pending.discard(user_id)
+            await asyncio.sleep(0.5)
+        if pending:
+            print(f"demo: no recommendation cached in {timeout:.0f}s for users {sorted(pending)}", flush=True)
+    finally:
+        await redis.aclose()
+
+
 async def _main() -> None:
     parser = argparse.ArgumentParser(prog="python -m streams.demo", description=__doc__)
     parser.add_argument("action", choices=["seed", "deadline", "task"])
@@ -88,9 +124,10 @@ async def _main() -> None:
         if args.action == "deadline":
             await publisher.deadline_passed(cafe_id, today)
             print(f"published deadline-passed for cafe {cafe_id}, {today}")
-        else:
-            await publisher.daily_task("generate_recommendations")
-            print("published daily task generate_recommendations")
+            return
+        await publisher.daily_task("generate_recommendations")
+        print("published daily task generate_recommendations", flush=True)
+    await show_recommendations(settings)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,8 @@ class Settings:
     recommendation_concurrency: int = 8
     # How often the leader checks for a missed daily batch (seconds).
     recommendations_check_interval: float = 60.0
+    # A running batch that hears from none of its users for this long gets its missing requests sent again.
+    recommendations_stall_after: float = 300.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -135,6 +137,7 @@ class Settings:
             recommendations_check_interval=_float(
                 env, "RECOMMENDATIONS_CHECK_INTERVAL", d.recommendations_check_interval
             ),
+            recommendations_stall_after=_float(env, "RECOMMENDATIONS_STALL_AFTER", d.recommendations_stall_after),
         )
         settings.zone  # noqa: B018 - fail fast on an unknown TIMEZONE
         return settings

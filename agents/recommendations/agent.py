@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from faust.types import EventT
 
 from agents.recommendations.advice import Recommendation, UserOrderStats, build_prompt
-from agents.recommendations.batches import COUNTED, apply_progress, done, progress_step
+from agents.recommendations.batches import COUNTED, apply_progress, done, progress_step, stalled
 from agents.recommendations.gemini import GeminiError
 from agents.recommendations.keypool import AllKeysExhausted
 from agents.recommendations.schedule import latest_fire, missed
@@ -50,6 +50,7 @@ __all__ = ["RecommendationService", "recommendation_batches", "recommendation_ru
 log = logging.getLogger(__name__)
 
 GENERATE = "generate_recommendations"
+MAX_RESENDS = 3
 SCHEDULE_KEY = "schedule"
 TRIGGER_KEY = "daily"
 
@@ -142,6 +143,8 @@ class RecommendationService:
         if trigger.reason == "manual":
             await self.start_batch(now.date(), "manual")
             return
+        if trigger.reason == "tick":
+            await self.resend_stalled()
         due = latest_fire(settings.recommendations_cron, now)
         state = recommendation_runs.get(SCHEDULE_KEY)
         if state is None and trigger.reason == "tick":
@@ -164,18 +167,51 @@ class RecommendationService:
         user_ids = await self.users.active_user_ids(day)
         batch_id = f"{day.isoformat()}-{trigger}-{uuid.uuid4().hex[:8]}"
         log.info("recommendations batch %s: %d active users", batch_id, len(user_ids))
-        await batch_progress_topic.send(
-            key=batch_id,
-            value=BatchProgress(
+        await self._progress(
+            BatchProgress(
                 batch_id=batch_id, kind="started", at=self.clock(), total=len(user_ids), day=day.isoformat(),
                 trigger=trigger,
-            ),
+            )
         )
         for user_id in user_ids:
-            await recommendation_requests_topic.send(
-                key=str(user_id), value=RecommendationRequest(batch_id=batch_id, user_id=user_id, day=day.isoformat())
-            )
+            await self._request(batch_id, user_id, day)
         return batch_id
+
+    async def resend_stalled(self) -> None:
+        """Send again the requests of running batches whose users stopped reporting.
+
+        A request can be lost when a worker dies in a rebalance (faust-streaming
+        may drop records it fetched for a partition it just took over); users
+        already done are not counted twice, and after ``MAX_RESENDS`` rounds the
+        users still missing are counted as failed so the batch ends.
+        """
+        now = self.clock()
+        for counts in list(recommendation_batches.values()):
+            if not stalled(counts, now, settings.recommendations_stall_after) or self.users is None:
+                continue
+            batch_id, day = counts["batch_id"], date.fromisoformat(counts["day"])
+            prefix = f"{batch_id}:"
+            counted = {int(k[len(prefix) :]) for k in recommendation_batch_users if k.startswith(prefix)}
+            missing = [u for u in await self.users.active_user_ids(day) if u not in counted]
+            if counts["resent"] >= MAX_RESENDS or not missing:
+                log.error("recommendations batch %s: %d users never reported; batch abandoned", batch_id,
+                          counts["total"] - done(counts))
+                await self._progress(BatchProgress(
+                    batch_id=batch_id, kind="abandoned", at=now, reason="users never reported after resends"
+                ))
+                continue
+            log.warning("recommendations batch %s stalled: sending %d requests again", batch_id, len(missing))
+            await self._progress(BatchProgress(batch_id=batch_id, kind="resent", at=now, total=len(missing)))
+            for user_id in missing:
+                await self._request(batch_id, user_id, day)
+
+    async def _progress(self, event: BatchProgress) -> None:
+        await batch_progress_topic.send(key=event.batch_id, value=event)
+
+    async def _request(self, batch_id: str, user_id: int, day: date) -> None:
+        await recommendation_requests_topic.send(
+            key=str(user_id), value=RecommendationRequest(batch_id=batch_id, user_id=user_id, day=day.isoformat())
+        )
 
     # -- one user --------------------------------------------------------------------------------
 
@@ -305,7 +341,7 @@ async def recommend_for_user(stream: AsyncIterable[RecommendationRequest]) -> No
         outcomes = await asyncio.gather(*(recommendations.recommend(r) for r in requests))
         for events in outcomes:
             for event in events:
-                await batch_progress_topic.send(key=event.batch_id, value=event)
+                await recommendations._progress(event)
 
 
 @app.agent(batch_progress_topic, name="count-batch-progress")

@@ -6,7 +6,7 @@ from typing import Any
 
 from models.records import BatchProgress
 
-__all__ = ["COUNTED", "BatchCounts", "apply_progress", "progress_step"]
+__all__ = ["COUNTED", "BatchCounts", "apply_progress", "done", "progress_step", "stalled"]
 
 COUNTED = ("succeeded", "failed", "skipped")
 BatchCounts = dict[str, Any]
@@ -25,6 +25,8 @@ def _new(batch_id: str) -> BatchCounts:
         "started_at": None,
         "finished_at": None,
         "stopped_reason": None,
+        "updated_at": None,
+        "resent": 0,
     }
 
 
@@ -53,10 +55,27 @@ def apply_progress(counts: BatchCounts | None, event: BatchProgress) -> BatchCou
     elif event.kind == "stopped":
         new["status"] = "stopped"
         new["stopped_reason"] = event.reason
+    elif event.kind == "resent":
+        new["resent"] += 1  # rounds; the event's total is how many requests were sent again
+    elif event.kind == "abandoned":
+        # Users that never reported after every resend: counted as failed so the batch ends.
+        new["failed"] += max(0, new["total"] - done(new))
+        new["stopped_reason"] = event.reason
     else:
         raise ValueError(f"unknown batch progress kind {event.kind!r}")
+    new["updated_at"] = event.at
     if new["started_at"] is not None and new["finished_at"] is None and done(new) >= new["total"]:
         new["finished_at"] = event.at
         if new["status"] == "running":
             new["status"] = "finished"
     return new
+
+
+def stalled(counts: BatchCounts, now: float, after: float) -> bool:
+    """A running batch that has heard nothing for ``after`` seconds while users are missing."""
+    return (
+        counts["finished_at"] is None
+        and counts["started_at"] is not None
+        and done(counts) < counts["total"]
+        and now - (counts["updated_at"] or counts["started_at"]) >= after
+    )

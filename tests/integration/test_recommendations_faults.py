@@ -120,7 +120,13 @@ def _runs_initialised(worker: WorkerProcess) -> bool:
 async def test_two_workers_share_a_batch_and_a_killed_one_loses_no_user(database, factory, redis, tmp_path):
     users = [await active_user(factory, f"Shared {i}") for i in range(24)]
     gemini = run_in_thread(latency=0.4)
-    env = env_for(database, gemini, RECOMMENDATION_CONCURRENCY="1")
+    env = env_for(
+        database,
+        gemini,
+        RECOMMENDATION_CONCURRENCY="1",
+        RECOMMENDATIONS_CHECK_INTERVAL="1",
+        RECOMMENDATIONS_STALL_AFTER="4",
+    )
     first = start_worker(env, tmp_path)
     second = WorkerProcess({**env, "WEB_PORT": str(free_port())}, tmp_path / "second.log").start()
     try:
