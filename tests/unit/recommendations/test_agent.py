@@ -162,3 +162,23 @@ async def test_counter_counts_each_user_once_and_finishes(wired):
     counts = reco.recommendation_batches["b"]
     assert (counts["succeeded"], counts["skipped"], counts["status"], counts["finished_at"]) == (2, 0, "finished", 4.0)
     assert list(reco.recommendation_batch_users.keys()) == []  # forgotten once the batch finished
+
+
+async def test_a_stalled_batch_gets_its_missing_users_resent_then_is_abandoned(wired):
+    now = reco.recommendations.clock()
+    quiet = reco.settings.recommendations_stall_after + 1
+    reco.recommendation_batches.data["b"] = {
+        "batch_id": "b", "status": "running", "day": "2026-11-25", "trigger": "manual", "total": 3,
+        "succeeded": 1, "failed": 0, "skipped": 0, "started_at": now - 2 * quiet, "finished_at": None,
+        "stopped_reason": None, "updated_at": now - quiet, "resent": 0,
+    }
+    reco.recommendation_batch_users.data["b:2"] = "succeeded"
+    reco.recommendation_runs.data["schedule"] = {"last_fire": now + 86400, "batch_id": None}  # nothing due
+    async with reco.plan_recommendation_batch.test_context() as agent:
+        await agent.put(BatchTrigger(reason="tick"), key="daily")
+        [resent] = sent_values(wired.progress)
+        assert (resent.kind, resent.total) == ("resent", 2)
+        assert sorted(v.user_id for v in sent_values(wired.requests)) == [1, 3]
+        reco.recommendation_batches.data["b"] = {**reco.recommendation_batches.data["b"], "resent": 3}
+        await agent.put(BatchTrigger(reason="tick"), key="daily")
+    assert sent_values(wired.progress)[-1].kind == "abandoned"

@@ -70,3 +70,17 @@ def test_missed_means_a_fire_that_did_not_start_a_batch():
     assert missed(None, due)
     assert missed(due.timestamp() - 86400, due)
     assert not missed(due.timestamp(), due)
+
+
+def test_abandoned_batch_counts_the_missing_as_failed_and_stalled_detection():
+    from agents.recommendations.batches import stalled
+
+    counts = apply_progress(None, ev("started", at=0, total=3))
+    counts = apply_progress(counts, ev("succeeded", at=10))
+    assert not stalled(counts, now=50, after=60)
+    assert stalled(counts, now=70, after=60)
+    counts = apply_progress(counts, ev("resent", at=70, total=2))
+    assert counts["resent"] == 1 and not stalled(counts, now=100, after=60)
+    counts = apply_progress(counts, ev("abandoned", at=200, reason="users never reported after resends"))
+    assert (counts["succeeded"], counts["failed"], counts["status"], counts["finished_at"]) == (1, 2, "finished", 200)
+    assert not stalled(counts, now=1000, after=60)
