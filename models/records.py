@@ -63,6 +63,8 @@ class DigestRetry(faust.Record, serializer="json"):
 
     ``parts`` holds the rendered messages when they were rendered already, so a
     retry continues the same digest from ``parts_sent`` instead of re-reading it.
+    ``replay`` marks a dead letter sent back by an operator: it starts over at
+    attempt 1 whatever the state, unless the digest was sent.
     """
 
     cafe_id: int
@@ -72,6 +74,7 @@ class DigestRetry(faust.Record, serializer="json"):
     chat_id: int | None = None
     parts: list[str] | None = None
     parts_sent: int = 0
+    replay: bool = False
 
 
 class BatchTrigger(faust.Record, serializer="json"):

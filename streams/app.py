@@ -17,7 +17,7 @@ settings = Settings.from_env()
 app = faust.App(
     settings.app_id,
     broker=settings.kafka_broker_url,
-    autodiscover=("agents", "streams.resources"),
+    autodiscover=("agents", "streams.resources", "streams.commands", "streams.web", "streams.metrics"),
     origin="streams",
     store="memory://",
     timezone=settings.zone,
@@ -30,6 +30,7 @@ app = faust.App(
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.web_bind,
+    web_stats_enabled=True,
 )
 
 

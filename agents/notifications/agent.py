@@ -131,7 +131,12 @@ class DigestNotifier:
     async def _on_retry(self, retry: DigestRetry) -> None:
         key = str(retry.cafe_id)
         state = self._states(key).get(retry.date)
-        if state is None or state.status != "retrying" or state.attempts + 1 != retry.attempt:
+        if retry.replay:
+            if state is not None and state.status == "sent":
+                log.info("digest cafe=%s date=%s: replay ignored, the digest was sent", key, retry.date)
+                return
+            log.info("digest cafe=%s date=%s: replayed from the dead letters", key, retry.date)
+        elif state is None or state.status != "retrying" or state.attempts + 1 != retry.attempt:
             log.info("digest cafe=%s date=%s: stale retry #%s ignored", key, retry.date, retry.attempt)
             return
         wait = retry.not_before - self.clock()

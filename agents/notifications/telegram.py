@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from types import TracebackType
 from typing import Final, Protocol, Self
 
@@ -242,6 +243,8 @@ class TelegramClient:
         self._owns_session = session is None
         self._throttle = throttle
         self._rejected_status: int | None = None
+        #: Answers by HTTP status ("200", "429", ...) or "transport", for metrics.
+        self.responses: Counter[str] = Counter()
 
     @property
     def bot_id(self) -> str:
@@ -287,7 +290,12 @@ class TelegramClient:
             "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": True},
         }
-        status, body = await self._post(SEND_MESSAGE, payload)
+        try:
+            status, body = await self._post(SEND_MESSAGE, payload)
+        except TelegramTransportError:
+            self.responses["transport"] += 1
+            raise
+        self.responses[str(status)] += 1
         outcome = classify_response(SEND_MESSAGE, status, body)
         if isinstance(outcome, int):
             logger.debug("telegram: sent message %s to chat %s (bot id %s)", outcome, chat_id, self.bot_id)
