@@ -66,8 +66,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(mode: str, cafes: int, global_rate: float) -> None:
-    db = FreshDatabase(unique_name("lunch_bench").replace("-", "_")).create()
+async def run(db: FreshDatabase, mode: str, cafes: int, global_rate: float) -> None:
     limits = mode == "limits"
     fake = run_in_thread(expected_token=TOKEN, enforce_limits=limits)
     name = unique_name("bench")
@@ -105,7 +104,6 @@ async def run(mode: str, cafes: int, global_rate: float) -> None:
     finally:
         worker.stop()
         fake.stop()
-        db.drop()
 
 
 def main() -> None:
@@ -115,7 +113,11 @@ def main() -> None:
     parser.add_argument("--global-rate", type=float, default=29.5)
     args = parser.parse_args()
     cafes = args.cafes or (2000 if args.mode == "throughput" else 1000)
-    asyncio.run(run(args.mode, cafes, args.global_rate))
+    db = FreshDatabase(unique_name("lunch_bench").replace("-", "_")).create()
+    try:
+        asyncio.run(run(db, args.mode, cafes, args.global_rate))
+    finally:
+        db.drop()
 
 
 if __name__ == "__main__":
