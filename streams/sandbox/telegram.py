@@ -184,6 +184,7 @@ class SandboxTelegram:
         self._recent: deque[float] = deque()
         self._recent_groups: defaultdict[int, deque[float]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
+        self._outage: tuple[float, Reply] | None = None
 
     @property
     def base_url(self) -> str:
@@ -202,6 +203,10 @@ class SandboxTelegram:
     def script(self, chat_id: int, *replies: Reply) -> None:
         """Answer the next requests to ``chat_id`` with ``replies``, in order."""
         self._scripts[chat_id].extend(replies)
+
+    def outage(self, seconds: float, reply: Reply | None = None) -> None:
+        """Answer every request with ``reply`` (a 502 page by default) for the next ``seconds``."""
+        self._outage = (time.monotonic() + seconds, reply or Reply.server_error(502))
 
     async def wait_for(self, count: int, within: float = 10.0) -> tuple[ReceivedMessage, ...]:
         """Wait until ``count`` messages were delivered; return them."""
@@ -285,6 +290,8 @@ class SandboxTelegram:
 
     def _decide(self, chat_id: int | None, text: object, parse_mode: object) -> Reply:
         """The scripted reply if any, else the first check that fails, else a normal delivery."""
+        if self._outage is not None and time.monotonic() < self._outage[0]:
+            return self._outage[1]
         if chat_id is None:
             return Reply.error(400, "Bad Request: chat not found")
         if queue := self._scripts.get(chat_id):
@@ -352,6 +359,9 @@ class SandboxThread:
 
     def script(self, chat_id: int, *replies: Reply) -> None:
         self._runner.call(lambda fake: fake.script(chat_id, *replies))
+
+    def outage(self, seconds: float, reply: Reply | None = None) -> None:
+        self._runner.call(lambda fake: fake.outage(seconds, reply))
 
     def wait_for(self, count: int, within: float = 10.0) -> tuple[ReceivedMessage, ...]:
         """Block until ``count`` messages were delivered; return them."""
