@@ -10,9 +10,27 @@ import pytest
 from streams.sandbox.telegram import SandboxThread, run_in_thread
 from streams.settings import Settings
 from tests.integration.factory import Factory
-from tests.integration.harness import WorkerProcess, free_port, unique_name
+from tests.integration.harness import WORKER_LOGS, WorkerProcess, free_port, unique_name
 
 BOT_TOKEN = "123456789:AAH-integration-SECRET-token-xyz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_worker_log():
+    """After the whole session: no worker log holds the bot token or a Gemini key."""
+    yield
+    from tests.integration.recommendations import KEYS
+
+    secrets = [BOT_TOKEN, BOT_TOKEN.split(":", 1)[1], *KEYS]
+    leaks = [
+        (path.name, secret[:6] + "...")
+        for path in WORKER_LOGS
+        if path.exists()
+        for secret in secrets
+        if secret in path.read_text(errors="replace")
+    ]
+    assert WORKER_LOGS, "no worker ran: the secrets check saw nothing"
+    assert not leaks, f"secrets in worker logs: {leaks}"
 
 
 @pytest.fixture

@@ -29,10 +29,15 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+#: Every worker log of the session, for the final secrets check.
+WORKER_LOGS: list[Path] = []
+
+
 class WorkerProcess:
     """``faust -A streams.app worker`` in a subprocess, its output in a log file."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        WORKER_LOGS.append(log_path)
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None

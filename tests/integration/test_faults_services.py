@@ -1,0 +1,102 @@
+"""Redis down, then PostgreSQL down, for 30 s each: the worker stays up, counts the errors and retries the work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from datetime import date
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from streams.producers import EventPublisher
+from streams.sandbox.gemini import run_in_thread as run_gemini
+from streams.sandbox.telegram import run_in_thread as run_telegram
+from streams.settings import Settings
+from tests.integration.conftest import BOT_TOKEN, start_worker, worker_env
+from tests.integration.harness import REPO, eventually
+from tests.integration.recommendations import KEYS, REDIS_URL, ZONE, active_user, batches, cached, reset_data
+
+pytestmark = pytest.mark.integration
+OUTAGE = 30.0
+
+
+def services(action: str, name: str) -> None:
+    subprocess.run([str(REPO / "scripts" / "services.sh"), action, name], check=True, capture_output=True, timeout=180)
+
+
+async def health(port: int) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/health") as response:
+        return response.status, json.loads(await response.text())
+
+
+async def test_redis_then_postgres_down_for_30s_each(test_database_url, factory, tmp_path):
+    telegram, gemini = run_telegram(expected_token=BOT_TOKEN), run_gemini()
+    env = worker_env(
+        test_database_url,
+        TELEGRAM_API_BASE_URL=telegram.base_url,
+        GEMINI_API_KEYS=",".join(KEYS),
+        GEMINI_API_BASE_URL=gemini.base_url,
+        REDIS_URL=REDIS_URL,
+        TIMEZONE=ZONE,
+        NOTIFY_BACKOFF_BASE="1",
+        NOTIFY_BACKOFF_MAX="8",
+        NOTIFY_MAX_ATTEMPTS="20",
+    )
+    worker = start_worker(env, tmp_path)
+    settings = Settings.from_env(env)
+    port = settings.web_port
+    try:
+        redis = Redis.from_url(REDIS_URL)
+        await reset_data(factory, redis)
+        await redis.aclose()
+        users = [await active_user(factory, f"Outage {i}") for i in range(3)]
+
+        # Redis down: the batch runs, every user fails (counted), the worker stays up.
+        services("stop", "redis")
+        try:
+            status, body = await health(port)
+            assert status == 503 and body["checks"]["redis"]["ok"] is False and body["checks"]["kafka"]["ok"]
+            async with EventPublisher(settings) as publisher:
+                await publisher.daily_task()
+            [batch] = await eventually(lambda: _finished(port), 30)
+            assert (batch["total"], batch["failed"], batch["succeeded"]) == (3, 3, 0)
+            await asyncio.sleep(OUTAGE - 5)
+        finally:
+            services("start", "redis")
+        async with EventPublisher(settings) as publisher:
+            await publisher.daily_task()
+        await eventually(lambda: _finished(port, count=2), 30)
+        redis = Redis.from_url(REDIS_URL)
+        assert all([await cached(redis, u.id) for u in users])  # the next batch made them
+        await redis.aclose()
+
+        # PostgreSQL down: the digest is retried with backoff and arrives once it is back.
+        cafe = await factory.cafe("Outage Cafe", chat_id=-12_000_001)
+        await factory.order(users[0], await factory.combo(cafe), date(2026, 11, 25))
+        services("stop", "postgres")
+        try:
+            async with EventPublisher(settings) as publisher:
+                await publisher.deadline_passed(cafe.id, date(2026, 11, 25))
+            await eventually(lambda: f"digest cafe={cafe.id} date=2026-11-25 attempt=2: database" in worker.logs(), 30)
+            status, body = await health(port)
+            assert status == 503 and body["checks"]["postgres"]["ok"] is False
+            await asyncio.sleep(OUTAGE - 10)
+        finally:
+            services("start", "postgres")
+        await eventually(lambda: [m for m in telegram.messages if m.chat_id == cafe.tg_chat_id and m.delivered], 60)
+        assert (await health(port))[0] == 200
+        assert worker.proc is not None and worker.proc.poll() is None  # alive all along
+    finally:
+        services("start", "redis")
+        services("start", "postgres")
+        worker.stop()
+        telegram.stop()
+        gemini.stop()
+
+
+async def _finished(port: int, count: int = 1) -> list[dict] | None:
+    done = [b for b in await batches(port) if b["finished_at"] is not None]
+    return done if len(done) >= count else None
