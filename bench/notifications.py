@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.notifications throughput [--cafes 2000]   # target >= 500 digests/s, 1 worker
     .venv/bin/python -m bench.notifications limits [--cafes 1000]       # target achieved/allowed >= 0.95, 0 x 429
+    .venv/bin/python -m bench.notifications throughput --latency 0.15 --cafes 300   # a Bot API 150 ms away
 
 ``throughput``: a sandbox Bot API with no limits and the worker's throttle opened wide; digests per second from the
 first event produced to the last message received, and each digest's latency from its event to its message.
@@ -66,9 +67,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(db: FreshDatabase, mode: str, cafes: int, global_rate: float) -> None:
+async def run(db: FreshDatabase, mode: str, cafes: int, global_rate: float, latency: float) -> None:
     limits = mode == "limits"
-    fake = run_in_thread(expected_token=TOKEN, enforce_limits=limits)
+    fake = run_in_thread(expected_token=TOKEN, enforce_limits=limits, latency=latency)
     name = unique_name("bench")
     env = {
         "APP_ID": name, "TOPIC_PREFIX": f"{name}.", "WEB_PORT": str(free_port()), "DATABASE_URL": db.url,
@@ -111,11 +112,12 @@ def main() -> None:
     parser.add_argument("mode", choices=["throughput", "limits"])
     parser.add_argument("--cafes", type=int, default=None)
     parser.add_argument("--global-rate", type=float, default=29.5)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the sandbox Bot API takes to answer")
     args = parser.parse_args()
     cafes = args.cafes or (2000 if args.mode == "throughput" else 1000)
     db = FreshDatabase(unique_name("lunch_bench").replace("-", "_")).create()
     try:
-        asyncio.run(run(db, args.mode, cafes, args.global_rate))
+        asyncio.run(run(db, args.mode, cafes, args.global_rate, args.latency))
     finally:
         db.drop()
 

@@ -169,6 +169,7 @@ class SandboxTelegram:
         global_per_second: int = 30,
         group_per_minute: int = 20,
         on_message: Callable[[ReceivedMessage], None] | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.host, self.port = host, port
         self.expected_token = expected_token
@@ -177,6 +178,7 @@ class SandboxTelegram:
         self.enforce_limits = enforce_limits
         self.global_per_second, self.group_per_minute = global_per_second, group_per_minute
         self.on_message = on_message
+        self.latency = latency  # seconds added to every answer, like a real network
         self.requests = 0
         self._messages: list[ReceivedMessage] = []
         self._scripts: defaultdict[int, deque[Reply]] = defaultdict(deque)
@@ -259,8 +261,8 @@ class SandboxTelegram:
         chat_id = _chat_id(params.get("chat_id"))
         text, parse_mode = params.get("text"), params.get("parse_mode")
         reply = self._decide(chat_id, text, parse_mode)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.delay or self.latency:
+            await asyncio.sleep(reply.delay + self.latency)
         message_id = None
         if reply.status == 200 and reply.body is None:
             message_id, self._next_message_id = self._next_message_id, self._next_message_id + 1
