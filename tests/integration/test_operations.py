@@ -108,3 +108,11 @@ async def test_dead_letters_are_replayed_by_the_cli_and_delivered(worker, worker
     assert "replayed from the dead letters" in worker.logs()
     # Replaying again publishes nothing: the command's consumer group has read every letter.
     assert counts(cli(worker.env, "replay-dead-letters")) == {"replayed": 0, "unreplayable": 0}
+
+
+async def test_faust_send_publishes_a_plain_event_the_worker_handles(worker, worker_settings, telegram, factory):
+    cafe = await cafe_with_order(factory, -8_000_003)
+    value = json.dumps({"cafe_id": cafe.id, "date": DAY.isoformat()})
+    cli(worker.env, "send", worker_settings.topic("deadline-passed"), value, "--key", str(cafe.id))
+    [message] = await eventually(lambda: to_chat(telegram, cafe.tg_chat_id, delivered=True))
+    assert "Ops Cafe" in message.text

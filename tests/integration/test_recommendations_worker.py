@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from agents.recommendations.cache import TTL_SECONDS
 from streams.producers import EventPublisher
-from streams.sandbox.gemini import answer, run_in_thread, unavailable
+from streams.sandbox.gemini import answer, rate_limited, run_in_thread, unavailable
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.conftest import start_worker, worker_env
@@ -187,3 +187,13 @@ async def test_batch_detail_view_and_progress_log(clean, worker, settings, facto
     assert f"recommendations batch {batch['batch_id']}: 3 active users" in worker.logs()
     assert f"recommendations batch {batch['batch_id']}: 2/3 done" in worker.logs()
     assert f"recommendations batch {batch['batch_id']} finished: 3 users in" in worker.logs()
+
+
+async def test_per_minute_rate_limit_cools_one_key_and_another_serves(clean, worker, settings, factory, redis, gemini):
+    user = await active_user(factory, "Rate Limited")
+    gemini.script(rate_limited("1s"))
+    batch = await finished_batch(settings.web_port, await request_batch(settings))
+    assert (batch["succeeded"], batch["failed"]) == (1, 0)
+    first, second = gemini.requests()
+    assert (first.status, second.status) == (429, 200) and first.key != second.key
+    assert await cached(redis, user.id) is not None
