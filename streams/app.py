@@ -17,7 +17,13 @@ settings = Settings.from_env()
 app = faust.App(
     settings.app_id,
     broker=settings.kafka_broker_url,
-    autodiscover=("agents", "streams.resources", "streams.commands", "streams.web", "streams.metrics"),
+    autodiscover=(
+        "agents",
+        "streams.resources",
+        "streams.commands",
+        "streams.web",
+        "streams.metrics",
+    ),
     origin="streams",
     store="memory://",
     timezone=settings.zone,

@@ -80,8 +80,6 @@ class Settings:
     # A digest part whose throttle slot is further away than this is left for a retry.
     telegram_max_wait: float = 5.0
     notify_max_attempts: int = 8
-    # Deadline events one worker handles at the same time (each cafe's own events stay in order).
-    notify_concurrency: int = 16
     notify_backoff_base: float = 2.0
     notify_backoff_max: float = 300.0
     broker_session_timeout: float = 10.0
@@ -132,7 +130,6 @@ class Settings:
             telegram_timeout=_float(env, "TELEGRAM_TIMEOUT", d.telegram_timeout),
             telegram_max_wait=_float(env, "TELEGRAM_MAX_WAIT", d.telegram_max_wait),
             notify_max_attempts=_int(env, "NOTIFY_MAX_ATTEMPTS", d.notify_max_attempts),
-            notify_concurrency=_int(env, "NOTIFY_CONCURRENCY", d.notify_concurrency),
             notify_backoff_base=_float(env, "NOTIFY_BACKOFF_BASE", d.notify_backoff_base),
             notify_backoff_max=_float(env, "NOTIFY_BACKOFF_MAX", d.notify_backoff_max),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", d.broker_session_timeout),

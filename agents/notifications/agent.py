@@ -51,9 +51,6 @@ digest_deliveries = app.Table(
     default=None,
     partitions=settings.topic_partitions,
     key_type=str,
-    # The partition of a write comes from the key (the cafe id, as on the source topics), not from
-    # the current event: several cafes' digests are in flight at once.
-    use_partitioner=True,
     help="Delivery state of each cafe's digests, by date: status, attempts, next attempt, last error.",
 )
 
@@ -62,7 +59,7 @@ class DigestNotifier:
     """Turns deadline events into deliveries, and outcomes into table state, retries and dead letters.
 
     ``source`` and ``sender`` are set when the worker starts (``streams.resources``), or by tests.
-    Table writes are partitioned by key (the cafe id), like the source topics.
+    Must be called from inside an agent (table writes go to the current event's partition).
     """
 
     def __init__(
@@ -86,18 +83,6 @@ class DigestNotifier:
         self.counts: Counter[str] = Counter()
 
     # -- entry points -------------------------------------------------------------------------
-
-    async def on_deadline_events(self, events: list[EventT]) -> None:
-        """Handle a batch of events: different cafes concurrently, each cafe's events in order."""
-        by_cafe: dict[object, list[EventT]] = {}
-        for event in events:
-            by_cafe.setdefault(event.key, []).append(event)
-
-        async def in_order(group: list[EventT]) -> None:
-            for event in group:
-                await self.on_deadline_event(event)
-
-        await asyncio.gather(*(in_order(group) for group in by_cafe.values()))
 
     async def on_deadline_event(self, event: EventT) -> None:
         """Handle one raw ``deadline-passed`` event; never raises (an exception would lose it)."""
@@ -264,8 +249,8 @@ notifier = DigestNotifier(
 @app.agent(deadline_passed_topic, name="notify-cafe-on-deadline")
 async def notify_cafe_on_deadline(stream: AsyncIterable[Any]) -> None:
     """Send each cafe its order digest when its ordering deadline passes."""
-    async for events in stream.take_events(settings.notify_concurrency, within=0.05):  # type: ignore[attr-defined]
-        await notifier.on_deadline_events(list(events))
+    async for event in stream.events():  # type: ignore[attr-defined]
+        await notifier.on_deadline_event(event)
 
 
 @app.agent(digest_retries_topic, name="retry-digest")

@@ -62,8 +62,7 @@ async def wired(monkeypatch):
 
     def send_changelog(partition, key, value, *args, **kwargs):
         changelog.append((partition, key, value))
-        # None: the producer's partitioner picks the partition from the key (use_partitioner)
-        return SimpleNamespace(message=SimpleNamespace(partition=0 if partition is None else partition))
+        return SimpleNamespace(message=SimpleNamespace(partition=partition))
 
     monkeypatch.setattr(notifications.digest_deliveries, "send_changelog", send_changelog)
     store = FakeStore({5: make_digest()})
@@ -93,8 +92,8 @@ async def test_digest_is_sent_and_recorded_once(wired):
     assert state()["status"] == "sent" and state()["attempts"] == 1
     retries.send.assert_not_awaited()
     dead_letters.send.assert_not_awaited()
-    [(partition, key, value)] = wired.changelog  # the state reached the changelog, partitioned by its key
-    assert (partition, key, value["2026-11-25"]["status"]) == (None, "5", "sent")
+    [(partition, key, value)] = wired.changelog  # the state reached the changelog, in the event's partition
+    assert (partition, key, value["2026-11-25"]["status"]) == (0, "5", "sent")
 
 
 async def test_malformed_event_goes_to_dead_letters_and_the_agent_goes_on(wired):
