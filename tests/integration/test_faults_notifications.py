@@ -11,7 +11,7 @@ from streams.producers import EventPublisher
 from streams.sandbox.telegram import run_in_thread
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, start_worker, worker_env
-from tests.integration.harness import WorkerProcess, eventually, free_port
+from tests.integration.harness import eventually
 from tests.integration.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
@@ -86,25 +86,3 @@ async def test_bot_api_down_for_a_minute_then_every_digest_arrives_once(test_dat
         worker.stop()
         fake.stop()
 
-
-async def test_two_workers_one_stopped_mid_stream_every_digest_arrives_once(test_database_url, factory, tmp_path):
-    fake = run_in_thread(expected_token=BOT_TOKEN)
-    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="50")
-    first = start_worker(env, tmp_path)
-    second = WorkerProcess({**env, "WEB_PORT": str(free_port())}, tmp_path / "second.log").start()
-    try:
-        await eventually(lambda: first.logs().count("Recovery]: Worker ready") >= 2, 30)  # see README: rebalances
-        cafes = await cafes_with_orders(factory, 200, -13_000_000)
-        chats = {c.tg_chat_id for c in cafes}
-        async with EventPublisher(Settings.from_env(env)) as publisher:
-            for cafe in cafes:
-                await publisher.deadline_passed(cafe.id, DAY)
-        await eventually(lambda: sum(delivered_per_chat(fake, chats).values()) >= 40, 30)
-        second.stop()  # its partitions move to the first worker
-        await eventually(lambda: set(delivered_per_chat(fake, chats)) == chats, 90)
-        assert set(delivered_per_chat(fake, chats).values()) == {1}
-        assert "digest cafe=" in second.logs()  # both workers did part of the work
-    finally:
-        second.stop()
-        first.stop()
-        fake.stop()
