@@ -115,7 +115,7 @@ class DigestNotifier:
             self.counts["duplicates"] += 1
             log.info("digest cafe=%s date=%s: already handled, duplicate event ignored", key, record.date)
             return
-        job = DigestJob(cafe_id=record.cafe_id, order_date=date.fromisoformat(record.date))
+        job = DigestJob(cafe_id=record.cafe_id, order_date=record.order_date)
         await self._apply(job, await self._deliver(job))
 
     async def on_retry(self, retry: DigestRetry) -> None:
