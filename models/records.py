@@ -29,6 +29,7 @@ __all__ = [
     "parse_daily_task",
     "parse_deadline_passed",
     "payload_text",
+    "rejected_event",
 ]
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -160,6 +161,13 @@ def dead_letter(
         partition=partition,
         offset=offset,
     )
+
+
+def rejected_event(event: Any, reason: str) -> DeadLetter:
+    """The dead letter of a Faust event we could not process, with its topic, partition and offset."""
+    message = event.message
+    return dead_letter(message.topic, reason, event.key, event.value, partition=message.partition,
+                       offset=message.offset)
 
 
 def _load_object(raw: bytes | str | None) -> dict[str, Any]:

@@ -34,7 +34,15 @@ from agents.notifications.delivery import (
     deliver,
     retry_delay,
 )
-from models.records import DigestRetry, InvalidEvent, dead_letter, key_text, parse_deadline_passed
+from models.records import (
+    DeadLetter,
+    DigestRetry,
+    InvalidEvent,
+    dead_letter,
+    key_text,
+    parse_deadline_passed,
+    rejected_event,
+)
 from streams.app import app, settings
 from streams.settings import Settings
 from streams.topics import dead_letters_topic, deadline_passed_topic, digest_retries_topic
@@ -91,9 +99,7 @@ class DigestNotifier:
         except Exception as exc:
             log.exception("deadline-passed: unexpected error at partition %s offset %s -> dead letter",
                           event.message.partition, event.message.offset)
-            await self._dead_letter(
-                event.message.topic, f"internal error: {type(exc).__name__}", event.key, event.value, event
-            )
+            await self._dead_letter(rejected_event(event, f"internal error: {type(exc).__name__}"))
 
     async def _on_deadline_event(self, event: EventT) -> None:
         try:
@@ -103,7 +109,7 @@ class DigestNotifier:
                 "deadline-passed: malformed event at partition %s offset %s: %s -> dead letter",
                 event.message.partition, event.message.offset, exc,
             )
-            await self._dead_letter(event.message.topic, str(exc), event.key, event.value, event)
+            await self._dead_letter(rejected_event(event, str(exc)))
             return
         key = str(record.cafe_id)
         if key_text(event.key) != key:
@@ -126,7 +132,7 @@ class DigestNotifier:
             log.exception("digest cafe=%s date=%s: unexpected error in retry -> dead letter", retry.cafe_id, retry.date)
             payload = json.dumps({"cafe_id": retry.cafe_id, "date": retry.date}).encode()
             reason = f"internal error: {type(exc).__name__}"
-            await self._dead_letter(self.retries.get_topic_name(), reason, str(retry.cafe_id), payload, None)
+            await self._dead_letter(dead_letter(self.retries.get_topic_name(), reason, str(retry.cafe_id), payload))
 
     async def _on_retry(self, retry: DigestRetry) -> None:
         key = str(retry.cafe_id)
@@ -220,20 +226,10 @@ class DigestNotifier:
                 log.error("%s: delivery failed: %s -> dead letter", tag, error)
                 self._save(key, day, DeliveryState("failed", job.attempt, now, sent, None, error, chat_id))
                 payload = json.dumps({"cafe_id": job.cafe_id, "date": day}).encode()
-                await self._dead_letter(self.rekey.get_topic_name(), error, key, payload, None)
+                await self._dead_letter(dead_letter(self.rekey.get_topic_name(), error, key, payload))
 
-    async def _dead_letter(
-        self, source: str, reason: str, key: Any, value: bytes | None, event: EventT | None
-    ) -> None:
+    async def _dead_letter(self, letter: DeadLetter) -> None:
         self.counts["dead_lettered"] += 1
-        letter = dead_letter(
-            source,
-            reason,
-            key,
-            value,
-            partition=event.message.partition if event else None,
-            offset=event.message.offset if event else None,
-        )
         await self.dead_letters.send(key=letter.key or "", value=letter)
 
 

@@ -33,8 +33,8 @@ from models.records import (
     BatchTrigger,
     InvalidEvent,
     RecommendationRequest,
-    dead_letter,
     parse_daily_task,
+    rejected_event,
 )
 from streams.app import app, settings
 from streams.topics import (
@@ -120,14 +120,7 @@ class RecommendationService:
                 "daily-tasks: malformed event at partition %s offset %s: %s -> dead letter",
                 event.message.partition, event.message.offset, exc,
             )
-            letter = dead_letter(
-                event.message.topic,
-                str(exc),
-                event.key,
-                event.value,
-                partition=event.message.partition,
-                offset=event.message.offset,
-            )
+            letter = rejected_event(event, str(exc))
             await dead_letters_topic.send(key=letter.key or "", value=letter)
             return
         if task.type != GENERATE:
