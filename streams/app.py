@@ -23,6 +23,7 @@ app = faust.App(
         "streams.commands",
         "streams.web",
         "streams.metrics",
+        "streams.rebalance",
     ),
     origin="streams",
     store="memory://",

@@ -83,6 +83,8 @@ class Settings:
     notify_backoff_base: float = 2.0
     notify_backoff_max: float = 300.0
     broker_session_timeout: float = 10.0
+    # A partition with records below its end that none of its agents has touched for this long is sought back.
+    stream_stall_after: float = 30.0
     # Users whose recommendations one worker makes at the same time.
     recommendation_concurrency: int = 8
     # How often the leader checks for a missed daily batch (seconds).
@@ -133,6 +135,7 @@ class Settings:
             notify_backoff_base=_float(env, "NOTIFY_BACKOFF_BASE", d.notify_backoff_base),
             notify_backoff_max=_float(env, "NOTIFY_BACKOFF_MAX", d.notify_backoff_max),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", d.broker_session_timeout),
+            stream_stall_after=_float(env, "STREAM_STALL_AFTER", d.stream_stall_after),
             recommendation_concurrency=_int(env, "RECOMMENDATION_CONCURRENCY", d.recommendation_concurrency),
             recommendations_check_interval=_float(
                 env, "RECOMMENDATIONS_CHECK_INTERVAL", d.recommendations_check_interval

@@ -62,6 +62,7 @@ def worker_env(database_url: str, **overrides: str) -> dict[str, str]:
         "NOTIFY_MAX_ATTEMPTS": "3",
         "TELEGRAM_TIMEOUT": "2",
         "BROKER_SESSION_TIMEOUT": "6",
+        "STREAM_STALL_AFTER": "5",
     }
     env.update(overrides)
     return env
