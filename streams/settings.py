@@ -80,6 +80,8 @@ class Settings:
     # A digest part whose throttle slot is further away than this is left for a retry.
     telegram_max_wait: float = 5.0
     notify_max_attempts: int = 8
+    # Cafes whose digests one worker prepares and sends at the same time (one event per cafe at a time).
+    digest_concurrency: int = 8
     notify_backoff_base: float = 2.0
     notify_backoff_max: float = 300.0
     broker_session_timeout: float = 10.0
@@ -132,6 +134,7 @@ class Settings:
             telegram_timeout=_float(env, "TELEGRAM_TIMEOUT", d.telegram_timeout),
             telegram_max_wait=_float(env, "TELEGRAM_MAX_WAIT", d.telegram_max_wait),
             notify_max_attempts=_int(env, "NOTIFY_MAX_ATTEMPTS", d.notify_max_attempts),
+            digest_concurrency=_int(env, "DIGEST_CONCURRENCY", d.digest_concurrency),
             notify_backoff_base=_float(env, "NOTIFY_BACKOFF_BASE", d.notify_backoff_base),
             notify_backoff_max=_float(env, "NOTIFY_BACKOFF_MAX", d.notify_backoff_max),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", d.broker_session_timeout),

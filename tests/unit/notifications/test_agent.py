@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from decimal import Decimal
@@ -87,6 +88,7 @@ async def test_digest_is_sent_and_recorded_once(wired):
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
         await agent.put(event(), key=b"5")  # delivered twice
+        await notifications.notifier.in_flight.join()
     assert [chat for chat, _ in sender.sent] == [-77]
     assert store.loads == 1
     assert state()["status"] == "sent" and state()["attempts"] == 1
@@ -102,6 +104,7 @@ async def test_malformed_event_goes_to_dead_letters_and_the_agent_goes_on(wired)
         await agent.put(b"{oops", key=b"5")
         await agent.put(event(cafe_id="five"), key=b"5")
         await agent.put(event(), key=b"5")
+        await notifications.notifier.in_flight.join()
     reasons = [call.kwargs["value"].reason for call in dead_letters.send.await_args_list]
     assert reasons[0].startswith("not JSON")
     assert "'cafe_id' must be an integer" in reasons[1]
@@ -113,6 +116,7 @@ async def test_rate_limited_digest_goes_to_the_retry_topic_with_its_state(wired)
     sender.failures.append(TelegramRetryAfter("sendMessage", 429, "Too Many Requests", retry_after=7))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
+        await notifications.notifier.in_flight.join()
     retry: DigestRetry = retries.send.await_args.kwargs["value"]
     assert retries.send.await_args.kwargs["key"] == "5"
     assert (retry.cafe_id, retry.date, retry.attempt, retry.chat_id, retry.parts_sent) == (5, "2026-11-25", 2, -77, 0)
@@ -129,6 +133,7 @@ async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
     sender.failures.append(TelegramRetryAfter("sendMessage", 429, "Too Many Requests", retry_after=0))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
+        await notifications.notifier.in_flight.join()
     retry: DigestRetry = retries.send.await_args.kwargs["value"]
     async with notifications.retry_digest.test_context() as agent:
         await agent.put(retry, key="5")
@@ -142,6 +147,7 @@ async def test_forbidden_is_not_retried_and_is_dead_lettered(wired):
     sender.failures.append(TelegramForbidden("sendMessage", 403, "Forbidden: bot was kicked"))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
+        await notifications.notifier.in_flight.join()
     retries.send.assert_not_awaited()
     letter = dead_letters.send.await_args.kwargs["value"]
     assert json.loads(letter.payload) == {"cafe_id": 5, "date": "2026-11-25"}
@@ -154,5 +160,33 @@ async def test_event_under_the_wrong_key_is_rekeyed(wired, monkeypatch):
     monkeypatch.setattr(notifications.notifier, "rekey", rekey)
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"not-the-cafe")
+        await notifications.notifier.in_flight.join()
     assert rekey.send.await_args.kwargs["key"] == b"5"
     assert sender.sent == []
+
+
+class GatedSender(FakeSender):
+    """Lets no digest through until ``expected`` of them are being sent at the same time."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.expected, self.arrived, self.all_in = expected, 0, asyncio.Event()
+
+    async def send_message(self, chat_id: int, text: str, *, max_wait: float | None = None) -> int:
+        self.arrived += 1
+        if self.arrived == self.expected:
+            self.all_in.set()
+        await asyncio.wait_for(self.all_in.wait(), 2)
+        return await super().send_message(chat_id, text, max_wait=max_wait)
+
+
+async def test_several_cafes_are_handled_at_the_same_time(wired, monkeypatch):
+    wired.store.digests.update({6: make_digest(6, -66), 7: make_digest(7, -55)})
+    sender = GatedSender(expected=3)
+    monkeypatch.setattr(notifications.notifier, "sender", sender)
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        for cafe_id in (5, 6, 7):
+            await agent.put(event(cafe_id), key=str(cafe_id).encode())
+        await notifications.notifier.in_flight.join()
+    assert sorted(chat for chat, _ in sender.sent) == [-77, -66, -55]
+    wired.dead_letters.send.assert_not_awaited()

@@ -1,0 +1,61 @@
+"""Bounded task pool and per-key locks: several events at once, each key's events in order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streams.concurrency import KeyedLocks, TaskPool
+
+
+async def test_the_pool_never_runs_more_than_its_size_and_finishes_everything():
+    pool, running, peak, done = TaskPool(3), 0, 0, []
+
+    async def job(n: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        done.append(n)
+
+    for n in range(10):
+        await pool.start(lambda n=n: job(n))
+    await pool.join()
+    assert peak == 3
+    assert sorted(done) == list(range(10))
+    assert len(pool) == 0
+
+
+async def test_a_failing_job_frees_its_slot():
+    pool = TaskPool(1)
+
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    await pool.start(boom)
+    await asyncio.wait_for(pool.start(lambda: asyncio.sleep(0)), 1)  # would hang if the slot leaked
+    await pool.join()
+
+
+def test_a_pool_needs_a_slot():
+    with pytest.raises(ValueError):
+        TaskPool(0)
+
+
+async def test_one_key_at_a_time_other_keys_in_parallel_and_no_lock_is_kept():
+    locks, order, inside = KeyedLocks(), [], set()
+
+    async def work(key: str, n: int) -> None:
+        async with locks.hold(key):
+            assert key not in inside
+            inside.add(key)
+            order.append((key, n))
+            await asyncio.sleep(0.01)
+            inside.discard(key)
+
+    await asyncio.gather(work("a", 1), work("a", 2), work("b", 1), work("a", 3))
+    assert [n for key, n in order if key == "a"] == [1, 2, 3]
+    assert order.index(("b", 1)) < order.index(("a", 2))  # b did not wait behind a
+    assert len(locks) == 0
