@@ -98,6 +98,11 @@ async def run(db: FreshDatabase, mode: str, cafes: int, global_rate: float, late
         latencies = [(delivered[c] - produced[c]) * 1000 for c in delivered]
         rate = len(delivered) / elapsed
         print(f"mode={mode} cafes={cafes} delivered={len(delivered)} in {elapsed:.2f}s -> {rate:.1f} digests/s")
+        flowing = max(delivered.values()) - min(delivered.values())
+        print(
+            f"events produced in {max(produced.values()) - started:.2f}s; first to last message {flowing:.2f}s "
+            f"-> {(len(delivered) - 1) / flowing:.1f} digests/s once flowing"
+        )
         p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
         print(f"latency event->message: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
         if limits:

@@ -57,7 +57,7 @@ class Resources(Service):
         )
         self.engine = make_engine(config.database_url)
         sessions = make_session_factory(self.engine)
-        notifier.source = DigestStore(sessions)
+        notifier.source = DigestStore(self.engine)
         self.redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
         recommendations.users = UserSelection(sessions)
         recommendations.cache = RecommendationCache(self.redis, config.zone)

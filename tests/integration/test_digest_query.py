@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import event
 
 from agents.notifications.queries import DigestStore
-from models.db import make_engine, make_session_factory
+from models.db import make_engine
 from tests.integration.factory import Factory
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ async def store(test_database_url):
     engine = make_engine(test_database_url, pool_size=1)
     statements: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    yield DigestStore(make_session_factory(engine)), statements
+    yield DigestStore(engine), statements
     await engine.dispose()
 
 
