@@ -7,7 +7,9 @@ method takes ``now``); ``Throttle`` applies it on an event loop.
 A send is booked at the earliest time that keeps every limit, which may lie in
 the future: concurrent callers each get their own slot, and a chat that must
 wait does not hold up the others. A booking abandoned (the caller was cancelled
-while waiting) is simply an unused slot.
+while waiting) is simply an unused slot. Callers that wake late (a busy event
+loop) would leave together, so departures pass a second, global window kept on
+the times they really leave.
 """
 
 from __future__ import annotations
@@ -79,8 +81,10 @@ class SlidingWindow:
 class TelegramRateLimits:
     """The policy: global rate, per-chat interval and per-group minute window.
 
-    ``global_per_second`` allows ``floor(rate)`` sends in any ``floor(rate)/rate``
-    seconds (a 1 s window for whole rates; one send per ``1/rate`` s below 1).
+    ``global_per_second`` spaces sends evenly, one per ``1/rate`` s: a burst of a
+    second's worth at once meets the receiver's queueing jitter, and the tail of
+    one burst shares a second with the head of the next (measured: 11 429s at
+    28 msg/s of 30 with bursts, none evenly spaced).
     Groups are chats with a negative id. Chats idle for ``idle_after`` seconds
     are forgotten, so memory stays bounded by the chats of the last minute.
     """
@@ -95,14 +99,23 @@ class TelegramRateLimits:
     ) -> None:
         if global_per_second <= 0 or group_per_minute < 1 or chat_interval < 0:
             raise ValueError("rates must be positive")
-        burst = max(1, math.floor(global_per_second))
-        self._global = SlidingWindow(burst, burst / global_per_second)
+        self._global_per_second = global_per_second
+        self._global = SlidingWindow(1, 1 / global_per_second)
         self._group_per_minute = group_per_minute
         self._chat_interval = chat_interval
         self._idle_after = max(idle_after, GROUP_WINDOW, chat_interval)
         self._last: dict[int, float] = {}
         self._groups: dict[int, SlidingWindow] = {}
         self._next_prune = -math.inf
+
+    def departures(self) -> SlidingWindow:
+        """A window for the times sends really leave: ``floor(rate)`` in any ``floor(rate)/rate`` s.
+
+        It only binds when sends woken late would bunch; a single late send does not
+        push every later one back, as an even spacing of real departures would.
+        """
+        burst = max(1, math.floor(self._global_per_second))
+        return SlidingWindow(burst, burst / self._global_per_second)
 
     @property
     def tracked_chats(self) -> int:
@@ -168,6 +181,7 @@ class Throttle:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._limits = limits
+        self._departures = limits.departures()
         self._now = now
         self._sleep = sleep
 
@@ -183,4 +197,17 @@ class Throttle:
         self._limits.record(chat_id, now + delay)
         if delay > 0:
             await self._sleep(delay)
-        return delay
+        return delay + await self._depart()
+
+    async def _depart(self) -> float:
+        """Wait until leaving now keeps the global limit over real departure times; return the wait."""
+        waited = 0.0
+        while True:
+            now = self._now()
+            self._departures.forget(now)
+            wait = self._departures.earliest(now) - now
+            if wait <= 0:
+                self._departures.book(now)
+                return waited
+            await self._sleep(wait)
+            waited += wait

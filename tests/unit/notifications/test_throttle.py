@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import time
 
@@ -39,15 +40,13 @@ class FakeClock:
         self.t += seconds
 
 
-def test_global_window_slides_over_one_second() -> None:
+def test_global_rate_spaces_sends_evenly_without_bursts() -> None:
     policy = limits(global_per_second=3, chat_interval=0)
-    for chat, t in [(1, 0.0), (2, 0.4), (3, 0.8)]:
-        assert policy.delay_for(chat, t) == 0
-        policy.record(chat, t)
-    assert policy.delay_for(4, 0.8) == pytest.approx(0.2)
-    assert policy.delay_for(4, 1.0) == 0  # the send at 0.0 left the window
-    policy.record(4, 1.0)
-    assert policy.delay_for(5, 1.0) == pytest.approx(0.4)  # a sliding window, not a fixed second
+    policy.record(1, 0.0)
+    assert policy.delay_for(2, 0.1) == pytest.approx(1 / 3 - 0.1)  # no burst, even inside the first second
+    policy.record(2, 0.4)
+    assert policy.delay_for(3, 0.5) == pytest.approx(0.4 + 1 / 3 - 0.5)
+    assert policy.delay_for(3, 0.8) == 0
 
 
 def test_fractional_global_rate_spaces_sends() -> None:
@@ -162,6 +161,25 @@ async def test_concurrent_callers_get_distinct_slots() -> None:
     assert len(sent) == 5
     assert all(gap >= 0.04 for gap in gaps), gaps
     assert sent[-1] - started >= 0.19
+
+
+async def test_callers_woken_late_by_a_busy_loop_still_leave_within_the_global_limit() -> None:
+    throttle = Throttle(limits(global_per_second=20, chat_interval=0))
+    departures: list[float] = []
+
+    async def send(chat_id: int) -> None:
+        await throttle.acquire(chat_id)
+        departures.append(time.monotonic())
+
+    async def block_the_loop() -> None:
+        await asyncio.sleep(0.9)
+        time.sleep(0.3)  # noqa: ASYNC251 - a busy loop: the second second's callers all wake at its end
+
+    await asyncio.gather(block_the_loop(), *(send(chat) for chat in range(45)))
+    departures.sort()
+    most_in_a_second = max(bisect.bisect_left(departures, t + 0.999) - i for i, t in enumerate(departures))
+    assert len(departures) == 45
+    assert most_in_a_second <= 20
 
 
 def test_invalid_limits_are_rejected() -> None:
