@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from agents.notifications.agent import notifier
 from agents.recommendations.agent import recommendation_batches
 from streams.app import app
+from streams.rebalance import stall_watch
 from streams.resources import resources
 
 __all__ = ["LunchCollector"]
@@ -57,6 +58,12 @@ class LunchCollector(Collector):
             for state in BATCH_STATES:
                 batches.add_metric([batch["batch_id"], state], float(batch.get(state, 0)))
         yield batches
+
+        yield CounterMetricFamily(
+            "lunch_partition_reseeks",
+            "Stream partitions sought back after they stalled below their end (see streams.rebalance)",
+            value=stall_watch.reseeks,
+        )
 
 
 setup_prometheus_sensors(app, pattern="/metrics", name_prefix="lunch_streams")
