@@ -79,10 +79,15 @@ class DigestRetry(faust.Record, serializer="json"):
 
 
 class BatchTrigger(faust.Record, serializer="json"):
-    """Asks the batch planner to consider a run: ``tick``/``scheduled`` (timer, crontab) or ``manual``."""
+    """Asks the batch planner to consider a run: ``tick``/``scheduled`` (timer, crontab) or ``manual``.
+
+    ``source`` names the ``daily-tasks`` record (topic:partition:offset) behind a manual trigger,
+    so that the record delivered again after a crash starts no second batch.
+    """
 
     reason: str
     requested_at: str | None = None
+    source: str | None = None
 
 
 class RecommendationRequest(faust.Record, serializer="json"):

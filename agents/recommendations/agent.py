@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 GENERATE = "generate_recommendations"
 MAX_RESENDS = 3
 SCHEDULE_KEY = "schedule"
+#: Key of the recent manual triggers' sources in ``recommendation-runs``, and how many are kept.
+MANUAL_KEY = "manual-sources"
+KEPT_MANUAL_SOURCES = 100
 TRIGGER_KEY = "daily"
 
 recommendation_runs = app.Table(
@@ -59,7 +62,7 @@ recommendation_runs = app.Table(
     default=None,
     partitions=1,
     key_type=str,
-    help="The daily schedule: the last crontab fire that started a batch, and that batch.",
+    help="The daily schedule: the last crontab fire that started a batch, and that batch; recent manual triggers.",
 )
 
 recommendation_batches = app.Table(
@@ -127,14 +130,22 @@ class RecommendationService:
             log.debug("daily-tasks: ignoring task type %r", task.type)
             return
         log.info("daily-tasks: %s requested%s", GENERATE, f" at {task.requested_at}" if task.requested_at else "")
-        trigger = BatchTrigger(reason="manual", requested_at=task.requested_at)
+        message = event.message
+        source = f"{message.topic}:{message.partition}:{message.offset}"
+        trigger = BatchTrigger(reason="manual", requested_at=task.requested_at, source=source)
         await batch_triggers_topic.send(key=TRIGGER_KEY, value=trigger)
 
     async def on_trigger(self, trigger: BatchTrigger) -> None:
         """Start a batch for a manual trigger, or for a scheduled fire that has not run yet."""
         now = self.now()
         if trigger.reason == "manual":
+            seen: list[str] = recommendation_runs.get(MANUAL_KEY) or []
+            if trigger.source is not None and trigger.source in seen:
+                log.info("daily-tasks: task %s already started a batch; delivered again, ignored", trigger.source)
+                return
             await self.start_batch(now.date(), "manual")
+            if trigger.source is not None:
+                recommendation_runs[MANUAL_KEY] = [*seen, trigger.source][-KEPT_MANUAL_SOURCES:]
             return
         if trigger.reason == "tick":
             await self.resend_stalled()

@@ -148,3 +148,35 @@ async def test_two_workers_share_a_batch_and_a_killed_one_loses_no_user(database
         second.kill()
         first.stop()
         gemini.stop()
+
+
+async def test_a_worker_killed_mid_batch_finishes_it_after_restart(database, factory, redis, tmp_path):
+    users = [await active_user(factory, f"Restarted {i}") for i in range(24)]
+    gemini = run_in_thread(latency=0.4)
+    concurrency = 2
+    env = env_for(
+        database,
+        gemini,
+        RECOMMENDATION_CONCURRENCY=str(concurrency),
+        RECOMMENDATIONS_CHECK_INTERVAL="1",
+        RECOMMENDATIONS_STALL_AFTER="4",
+    )
+    worker = start_worker(env, tmp_path)
+    try:
+        await trigger(env)
+        await eventually(lambda: len(gemini.requests()) >= 6, 30)
+        worker.kill()  # kill -9 in the middle of the batch
+        asked_before = len(gemini.requests())
+        assert asked_before < 24, "the batch was over before the kill: nothing was tested"
+        worker.start()
+        [batch] = await eventually(lambda: _finished(int(env["WEB_PORT"])), 60)
+        assert batch["total"] == 24 and batch["failed"] == 0
+        assert batch["succeeded"] + batch["skipped"] == 24
+        assert all([await cached(redis, u.id) for u in users])
+        # Paid twice only for users in flight at the kill: asked, but the answer not yet cached and counted.
+        asked_twice = len(gemini.requests()) - 24
+        print(f"killed after {asked_before} Gemini requests; users asked twice: {asked_twice}")
+        assert asked_twice <= 2 * concurrency
+    finally:
+        worker.kill()
+        gemini.stop()

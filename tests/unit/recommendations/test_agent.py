@@ -112,6 +112,15 @@ async def test_manual_trigger_fans_out_one_request_per_active_user(wired):
     assert {c.kwargs["value"].batch_id for c in requests} == {started.batch_id}
 
 
+async def test_a_daily_task_delivered_again_starts_no_second_batch(wired):
+    trigger = BatchTrigger(reason="manual", source="daily-tasks:0:41")
+    async with reco.plan_recommendation_batch.test_context() as agent:
+        await agent.put(trigger, key="daily")
+        await agent.put(trigger, key="daily")  # redelivered after a crash
+        await agent.put(BatchTrigger(reason="manual", source="daily-tasks:0:42"), key="daily")  # a new task
+    assert [p.kind for p in sent_values(wired.progress)] == ["started", "started"]
+
+
 async def test_first_tick_only_initialises_the_schedule_and_a_missed_fire_catches_up(wired):
     async with reco.plan_recommendation_batch.test_context() as agent:
         await agent.put(BatchTrigger(reason="tick"), key="daily")
