@@ -20,7 +20,7 @@ from agents.recommendations.agent import recommendations
 from agents.recommendations.cache import RecommendationCache
 from agents.recommendations.gemini import GeminiRecommender
 from agents.recommendations.selection import UserSelection
-from models.db import make_engine, make_session_factory
+from models.db import make_engine
 from streams.app import app, settings
 from streams.kafka_admin import ensure_topics
 from streams.producers import bootstrap_servers
@@ -56,10 +56,9 @@ class Resources(Service):
             bootstrap_servers(config.kafka_broker_url), topic_specs(), replication=config.topic_replication
         )
         self.engine = make_engine(config.database_url)
-        sessions = make_session_factory(self.engine)
         notifier.source = DigestStore(self.engine)
         self.redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
-        recommendations.users = UserSelection(sessions)
+        recommendations.users = UserSelection(self.engine)
         recommendations.cache = RecommendationCache(self.redis, config.zone)
         if config.gemini_api_keys:
             self.gemini = GeminiRecommender(

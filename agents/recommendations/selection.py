@@ -15,8 +15,8 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.recommendations.advice import UserOrderStats
 from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User
@@ -29,8 +29,6 @@ __all__ = [
     "UserSelection",
     "active_users_query",
     "compute_stats",
-    "user_items_query",
-    "user_orders_query",
     "window_start",
 ]
 
@@ -49,62 +47,66 @@ def window_start(today: date) -> date:
     return today - timedelta(days=WINDOW_DAYS - 1)
 
 
-def _in_window(today: date) -> ColumnElement[bool]:
-    """Non-cancelled orders dated in the window (orders dated after today are excluded)."""
-    return and_(
-        Order.status != "cancelled",
-        Order.order_date >= window_start(today),
-        Order.order_date <= today,
-    )
+def _window(today: date) -> dict[str, date]:
+    """The values of the window's parameters for ``today``."""
+    return {"window_start": window_start(today), "today": today}
+
+
+# The statements are built once, with bound parameters: composing them cost more CPU than running them.
+_USER_ID = bindparam("user_id", type_=Integer)
+_IN_WINDOW: ColumnElement[bool] = and_(
+    Order.status != "cancelled",
+    Order.order_date >= bindparam("window_start", type_=Date),
+    Order.order_date <= bindparam("today", type_=Date),
+)  # non-cancelled orders dated in the window (orders dated after today are excluded)
+
+#: Ids of the active users on ``:today``, ascending (one statement, served by ix_orders_date_user).
+ACTIVE_USERS: Select[Any] = (
+    select(Order.user_id)
+    .where(_IN_WINDOW)
+    .group_by(Order.user_id)
+    .having(func.count() >= ACTIVE_MIN_ORDERS)
+    .order_by(Order.user_id)
+)
 
 
 def active_users_query(today: date) -> Select[Any]:
-    """Ids of the active users on ``today``, ascending (one statement, served by ix_orders_date_user)."""
-    return (
-        select(Order.user_id)
-        .where(_in_window(today))
-        .group_by(Order.user_id)
-        .having(func.count() >= ACTIVE_MIN_ORDERS)
-        .order_by(Order.user_id)
+    """``ACTIVE_USERS`` with its values bound (for EXPLAIN and the like)."""
+    return ACTIVE_USERS.params(_window(today))
+
+
+#: The user's orders of the window with user, combo and cafe names; no rows when there are none.
+USER_ORDERS: Select[Any] = (
+    select(
+        User.name.label("user_name"),
+        Order.id.label("order_id"),
+        Order.order_date,
+        Combo.name.label("combo_name"),
+        Cafe.name.label("cafe_name"),
+        Order.total_price,
+        Order.notes,
+        Order.created_at,
     )
+    .select_from(Order)
+    .join(User, User.id == Order.user_id)
+    .outerjoin(Combo, Combo.id == Order.combo_id)
+    .outerjoin(Cafe, Cafe.id == Order.cafe_id)
+    .where(Order.user_id == _USER_ID, _IN_WINDOW)
+    .order_by(Order.order_date, Order.created_at, Order.id)
+)
 
-
-def user_orders_query(user_id: int, today: date) -> Select[Any]:
-    """The user's orders of the window with user, combo and cafe names; no rows when there are none."""
-    return (
-        select(
-            User.name.label("user_name"),
-            Order.id.label("order_id"),
-            Order.order_date,
-            Combo.name.label("combo_name"),
-            Cafe.name.label("cafe_name"),
-            Order.total_price,
-            Order.notes,
-            Order.created_at,
-        )
-        .select_from(Order)
-        .join(User, User.id == Order.user_id)
-        .outerjoin(Combo, Combo.id == Order.combo_id)
-        .outerjoin(Cafe, Cafe.id == Order.cafe_id)
-        .where(Order.user_id == user_id, _in_window(today))
-        .order_by(Order.order_date, Order.created_at, Order.id)
-    )
-
-
-def user_items_query(user_id: int, today: date) -> Select[Any]:
-    """The menu items (name, category) of the same orders as ``user_orders_query``."""
-    orders = select(Order.id).where(Order.user_id == user_id, _in_window(today))
-    return (
-        select(OrderItem.order_id, MenuItem.name, MenuItem.category)
-        .join(MenuItem, MenuItem.id == OrderItem.menu_item_id)
-        .where(OrderItem.order_id.in_(orders.scalar_subquery()))
-        .order_by(OrderItem.order_id, MenuItem.name)
-    )
+#: The menu items (name, category) of the same orders as ``USER_ORDERS``.
+USER_ITEMS: Select[Any] = (
+    select(OrderItem.order_id, MenuItem.name, MenuItem.category)
+    .join(MenuItem, MenuItem.id == OrderItem.menu_item_id)
+    .where(OrderItem.order_id.in_(select(Order.id).where(Order.user_id == _USER_ID, _IN_WINDOW).scalar_subquery()))
+    .order_by(OrderItem.order_id, MenuItem.name)
+)
 
 
 @dataclass(frozen=True)
 class OrderRow:
-    """One non-cancelled order of the window, as ``user_orders_query`` returns it."""
+    """One non-cancelled order of the window, as ``USER_ORDERS`` returns it."""
 
     order_id: int
     order_date: date
@@ -206,24 +208,25 @@ def compute_stats(
 class UserSelection:
     """Active users and their stats from PostgreSQL."""
 
-    def __init__(self, sessions: async_sessionmaker) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
 
     async def active_user_ids(self, today: date) -> list[int]:
         """Ids of the users active on ``today`` (in ``TIMEZONE``), ascending: one statement."""
-        async with self._sessions() as session:
-            return list((await session.scalars(active_users_query(today))).all())
+        async with self._engine.connect() as conn:
+            return list((await conn.scalars(ACTIVE_USERS, _window(today))).all())
 
     async def user_stats(self, user_id: int, today: date) -> UserOrderStats | None:
         """The user's stats of the window, or None when the user is unknown or has no orders in it.
 
         Two statements at most (orders, then their items); one when there are no orders.
         """
-        async with self._sessions() as session:
-            order_rows = (await session.execute(user_orders_query(user_id, today))).all()
+        params = {"user_id": user_id, **_window(today)}
+        async with self._engine.connect() as conn:
+            order_rows = (await conn.execute(USER_ORDERS, params)).all()
             if not order_rows:
                 return None
-            item_rows = (await session.execute(user_items_query(user_id, today))).all()
+            item_rows = (await conn.execute(USER_ITEMS, params)).all()
         orders = [
             OrderRow(
                 order_id=row.order_id,

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import event
 
 from agents.recommendations.selection import UserSelection
-from models.db import make_engine, make_session_factory
+from models.db import make_engine
 
 pytestmark = pytest.mark.integration
 TODAY = date(2026, 11, 25)  # a Wednesday
@@ -21,7 +21,7 @@ async def selection(test_database_url):
     engine = make_engine(test_database_url, pool_size=1)
     statements: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    yield UserSelection(make_session_factory(engine)), statements
+    yield UserSelection(engine), statements
     await engine.dispose()
 
 
