@@ -27,6 +27,7 @@ from streams.sandbox.telegram import run_in_thread
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name
+from tests.integration.kafka_io import delete_app_topics
 
 DAY = date(2026, 11, 25)
 TOKEN = "4242:bench-token"
@@ -110,6 +111,7 @@ async def run(db: FreshDatabase, mode: str, cafes: int, global_rate: float, late
     finally:
         worker.stop()
         fake.stop()
+        await delete_app_topics(Settings.from_env(env).kafka_broker_url, [name])
 
 
 def main() -> None:

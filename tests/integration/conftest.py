@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 from streams.sandbox.telegram import SandboxThread, run_in_thread
 from streams.settings import Settings
 from tests.integration.factory import Factory
-from tests.integration.harness import WORKER_LOGS, WorkerProcess, free_port, unique_name
+from tests.integration.harness import APP_IDS, WORKER_LOGS, WorkerProcess, free_port, unique_name
+from tests.integration.kafka_io import delete_app_topics
 
 BOT_TOKEN = "123456789:AAH-integration-SECRET-token-xyz"
 
@@ -30,6 +32,13 @@ def no_secret_in_any_worker_log():
         if secret in path.read_text(errors="replace")
     ]
     assert not leaks, f"secrets in worker logs: {leaks}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_topics_left_behind(base_settings: Settings):
+    """After the whole session: delete the topics the session's workers created."""
+    yield
+    asyncio.run(delete_app_topics(base_settings.kafka_broker_url, APP_IDS))
 
 
 @pytest.fixture

@@ -31,6 +31,8 @@ def unique_name(prefix: str) -> str:
 
 #: Every worker log of the session, for the final secrets check.
 WORKER_LOGS: list[Path] = []
+#: Every app id a worker ran with, so their topics can be deleted at the end.
+APP_IDS: set[str] = set()
 
 
 class WorkerProcess:
@@ -38,6 +40,7 @@ class WorkerProcess:
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         WORKER_LOGS.append(log_path)
+        APP_IDS.add(env["APP_ID"])
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
