@@ -23,6 +23,7 @@ from streams.sandbox.gemini import run_in_thread
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name
+from tests.integration.kafka_io import delete_app_topics
 from tests.integration.recommendations import REDIS_URL, batches
 
 
@@ -80,6 +81,7 @@ async def run(db: FreshDatabase, users: int, keys: int, rpm: int, latency: float
     finally:
         worker.stop()
         fake.stop()
+        await delete_app_topics(Settings.from_env(env).kafka_broker_url, [name])
 
 
 def main() -> None:
