@@ -134,6 +134,8 @@ class GeminiRecommender:
             response_schema=Recommendation,
             temperature=temperature,
             max_output_tokens=max_output_tokens,
+            # No tools are given: without this the SDK logs "AFC is enabled" at INFO on every call.
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
 
     def __repr__(self) -> str:
