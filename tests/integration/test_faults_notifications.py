@@ -28,6 +28,14 @@ async def cafes_with_orders(factory, count: int, first_chat: int) -> list:
     return cafes
 
 
+async def publish_deadlines(env: dict[str, str], cafes: list) -> set[int]:
+    """Publish each cafe's deadline of ``DAY``, as the backend does; return their chat ids."""
+    async with EventPublisher(Settings.from_env(env)) as publisher:
+        for cafe in cafes:
+            await publisher.deadline_passed(cafe.id, DAY)
+    return {c.tg_chat_id for c in cafes}
+
+
 def delivered_per_chat(fake, chats: set[int]) -> Counter:
     return Counter(m.chat_id for m in fake.messages if m.delivered and m.chat_id in chats)
 
@@ -42,11 +50,7 @@ async def test_worker_killed_mid_stream_of_500_delivers_every_digest(test_databa
     env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="100")
     worker = start_worker(env, tmp_path)
     try:
-        cafes = await cafes_with_orders(factory, 500, -10_000_000)
-        chats = {c.tg_chat_id for c in cafes}
-        async with EventPublisher(Settings.from_env(env)) as publisher:
-            for cafe in cafes:
-                await publisher.deadline_passed(cafe.id, DAY)
+        chats = await publish_deadlines(env, await cafes_with_orders(factory, 500, -10_000_000))
         await eventually(lambda: sum(delivered_per_chat(fake, chats).values()) >= 150, 60)
         worker.kill()  # kill -9 in the middle of the stream
         killed_at = sum(delivered_per_chat(fake, chats).values())
@@ -68,11 +72,7 @@ async def test_two_workers_one_stopped_mid_stream_every_digest_arrives_once(test
     second = WorkerProcess({**env, "WEB_PORT": str(free_port())}, tmp_path / "second.log").start()
     try:
         await eventually(lambda: first.logs().count("Recovery]: Worker ready") >= 2, 30)  # both in the group
-        cafes = await cafes_with_orders(factory, 200, -13_000_000)
-        chats = {c.tg_chat_id for c in cafes}
-        async with EventPublisher(Settings.from_env(env)) as publisher:
-            for cafe in cafes:
-                await publisher.deadline_passed(cafe.id, DAY)
+        chats = await publish_deadlines(env, await cafes_with_orders(factory, 200, -13_000_000))
         await eventually(lambda: sum(delivered_per_chat(fake, chats).values()) >= 40, 30)
         second.stop()  # a clean stop: its partitions and their table state move to the first worker
         assert len(delivered_per_chat(fake, chats)) < 200, "the stream was over before the stop: nothing was tested"
@@ -97,12 +97,9 @@ async def test_bot_api_down_for_a_minute_then_every_digest_arrives_once(test_dat
     worker = start_worker(env, tmp_path)
     try:
         cafes = await cafes_with_orders(factory, 20, -11_000_000)
-        chats = {c.tg_chat_id for c in cafes}
         fake.outage(60)
+        chats = await publish_deadlines(env, cafes)
         settings = Settings.from_env(env)
-        async with EventPublisher(settings) as publisher:
-            for cafe in cafes:
-                await publisher.deadline_passed(cafe.id, DAY)
         await eventually(lambda: set(delivered_per_chat(fake, chats)) == chats, 120, 0.5)
         answers = Counter(m.status for m in fake.messages if m.chat_id in chats)
         assert answers[502] >= 20 and answers[200] == 20
