@@ -122,4 +122,7 @@ stall_watch = StallWatch(settings.stream_stall_after)
 @app.timer(CHECK_INTERVAL, name="watch-stalled-partitions")
 async def watch_stalled_partitions() -> None:
     """Seek back stream partitions that stopped being consumed (see the module docstring)."""
-    await stall_watch.check()
+    try:
+        await stall_watch.check()
+    except Exception as exc:  # e.g. the broker is down; the next check tries again
+        log.warning("stall watchdog: check failed: %r", exc)
