@@ -29,7 +29,7 @@ from typing import Any
 from agents.notifications.agent import digest_deliveries
 from streams.app import app, settings
 
-__all__ = ["PartitionProgress", "StallDetector", "hold_fetching", "stall_watch"]
+__all__ = ["PartitionProgress", "StallDetector", "StallWatch", "hold_fetching", "stall_watch"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,13 @@ class StallWatch:
         }
 
     async def check(self) -> None:
+        """One look at the partitions; a failure (e.g. the broker is down) is logged, the next look tries again."""
+        try:
+            await self._check()
+        except Exception as exc:
+            log.warning("stall watchdog: check failed: %r", exc)
+
+    async def _check(self) -> None:
         if app.rebalancing or not app.consumer.flow_active:
             return
         progress = self.progress()
@@ -122,7 +129,4 @@ stall_watch = StallWatch(settings.stream_stall_after)
 @app.timer(CHECK_INTERVAL, name="watch-stalled-partitions")
 async def watch_stalled_partitions() -> None:
     """Seek back stream partitions that stopped being consumed (see the module docstring)."""
-    try:
-        await stall_watch.check()
-    except Exception as exc:  # e.g. the broker is down; the next check tries again
-        log.warning("stall watchdog: check failed: %r", exc)
+    await stall_watch.check()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.rebalance import PartitionProgress, StallDetector
+from streams.rebalance import PartitionProgress, StallDetector, StallWatch
 
 
 def test_a_partition_behind_its_end_with_nothing_in_flight_is_stalled_after_the_delay_and_once():
@@ -49,3 +49,14 @@ def test_a_partition_that_becomes_busy_starts_over():
     detector.observe({"p0": PartitionProgress(40, 130, True)}, now=3)
     assert detector.observe({"p0": PartitionProgress(40, 130, False)}, now=6) == []
     assert detector.observe({"p0": PartitionProgress(40, 130, False)}, now=11) == ["p0"]
+
+
+async def test_a_failing_check_is_logged_and_does_not_raise(monkeypatch, caplog):
+    watch = StallWatch(stall_after=5)
+
+    async def broker_down() -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(watch, "_check", broker_down)
+    await watch.check()  # the timer calling it goes on
+    assert "check failed" in caplog.text and "broker down" in caplog.text
