@@ -20,9 +20,7 @@ class KeyedLocks:
 
     @asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
@@ -41,7 +39,6 @@ class TaskPool:
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError(f"a task pool needs at least one slot, not {size}")
-        self.size = size
         self._slots = asyncio.Semaphore(size)
         self._tasks: set[asyncio.Task[None]] = set()
 

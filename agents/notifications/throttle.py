@@ -99,8 +99,11 @@ class TelegramRateLimits:
     ) -> None:
         if global_per_second <= 0 or group_per_minute < 1 or chat_interval < 0:
             raise ValueError("rates must be positive")
-        self._global_per_second = global_per_second
         self._global = SlidingWindow(1, 1 / global_per_second)
+        # Real departures: floor(rate) in any floor(rate)/rate s. It only binds when sends woken late
+        # would bunch; a single late send does not push every later one back, as even spacing would.
+        burst = max(1, math.floor(global_per_second))
+        self._departures = SlidingWindow(burst, burst / global_per_second)
         self._group_per_minute = group_per_minute
         self._chat_interval = chat_interval
         self._idle_after = max(idle_after, GROUP_WINDOW, chat_interval)
@@ -108,14 +111,14 @@ class TelegramRateLimits:
         self._groups: dict[int, SlidingWindow] = {}
         self._next_prune = -math.inf
 
-    def departures(self) -> SlidingWindow:
-        """A window for the times sends really leave: ``floor(rate)`` in any ``floor(rate)/rate`` s.
+    def departure_wait(self, now: float) -> float:
+        """Seconds until a send may really leave (0: it may leave ``now``; then call ``depart``)."""
+        self._departures.forget(now)
+        return self._departures.earliest(now) - now
 
-        It only binds when sends woken late would bunch; a single late send does not
-        push every later one back, as an even spacing of real departures would.
-        """
-        burst = max(1, math.floor(self._global_per_second))
-        return SlidingWindow(burst, burst / self._global_per_second)
+    def depart(self, now: float) -> None:
+        """Record that a send really leaves at ``now``."""
+        self._departures.book(now)
 
     @property
     def tracked_chats(self) -> int:
@@ -181,7 +184,6 @@ class Throttle:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._limits = limits
-        self._departures = limits.departures()
         self._now = now
         self._sleep = sleep
 
@@ -204,10 +206,9 @@ class Throttle:
         waited = 0.0
         while True:
             now = self._now()
-            self._departures.forget(now)
-            wait = self._departures.earliest(now) - now
+            wait = self._limits.departure_wait(now)
             if wait <= 0:
-                self._departures.book(now)
+                self._limits.depart(now)
                 return waited
             await self._sleep(wait)
             waited += wait
