@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +12,30 @@ import pytest
 from streams.sandbox.telegram import SandboxThread, run_in_thread
 from streams.settings import Settings
 from tests.integration.factory import Factory
-from tests.integration.harness import APP_IDS, WORKER_LOGS, WorkerProcess, free_port, unique_name
+from tests.integration.harness import APP_IDS, WORKER_LOGS, WorkerProcess, free_port, log_excerpt, unique_name
 from tests.integration.kafka_io import delete_app_topics
 
 BOT_TOKEN = "123456789:AAH-integration-SECRET-token-xyz"
+TEST_STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    item.stash[TEST_STARTED] = time.time()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed test's report shows an excerpt of every worker log written while it ran."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    started = item.stash.get(TEST_STARTED, 0.0)
+    for path in dict.fromkeys(WORKER_LOGS):
+        if path.exists() and path.stat().st_mtime >= started:
+            report.sections.append((f"worker log {path.name}", log_excerpt(path.read_text(errors="replace"))))
 
 
 @pytest.fixture(scope="session", autouse=True)

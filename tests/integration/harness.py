@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,17 @@ def unique_name(prefix: str) -> str:
 WORKER_LOGS: list[Path] = []
 #: Every app id a worker ran with, so their topics can be deleted at the end.
 APP_IDS: set[str] = set()
+
+
+#: Worker log lines worth showing when a test fails: problems and the rebalance story.
+NOTABLE_LOG_LINE = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|Recovery\]|rebalanc|[Ss]eek|Worker ready")
+
+
+def log_excerpt(text: str, notable: int = 80, tail: int = 40) -> str:
+    """The last ``notable`` notable lines of a worker log, then its last ``tail`` lines."""
+    lines = text.splitlines()
+    picked = [line for line in lines[:-tail] if NOTABLE_LOG_LINE.search(line)][-notable:]
+    return "\n".join([*picked, "[... last lines ...]", *lines[-tail:]])
 
 
 class WorkerProcess:
