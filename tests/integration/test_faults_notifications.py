@@ -40,6 +40,16 @@ def delivered_per_chat(fake, chats: set[int]) -> Counter:
     return Counter(m.chat_id for m in fake.messages if m.delivered and m.chat_id in chats)
 
 
+async def every_chat_delivered(fake, chats: set[int], timeout: float, interval: float = 0.1) -> None:
+    """Wait until every chat got its digest; fail naming the chats still waiting."""
+    try:
+        await eventually(lambda: set(delivered_per_chat(fake, chats)) == chats, timeout, interval)
+    except AssertionError:
+        missing = sorted(chats - set(delivered_per_chat(fake, chats)))
+        waiting = f"{len(missing)} of {len(chats)} chats got no digest in {timeout}s"
+        raise AssertionError(f"{waiting}: {missing[:20]}") from None
+
+
 #: Digests a kill -9 may send twice: sent, but their delivery state not yet in the changelog
 #: (at most the cafes in flight, ``DIGEST_CONCURRENCY``, plus the producer's last batch).
 KILL_DUPLICATE_WINDOW = 16
@@ -56,7 +66,7 @@ async def test_worker_killed_mid_stream_of_500_delivers_every_digest(test_databa
         killed_at = sum(delivered_per_chat(fake, chats).values())
         assert killed_at < 500, "the stream was over before the kill: nothing was tested"
         worker.start()
-        await eventually(lambda: set(delivered_per_chat(fake, chats)) == chats, 120)
+        await every_chat_delivered(fake, chats, 120)
         duplicates = sum(n - 1 for n in delivered_per_chat(fake, chats).values())
         print(f"killed after {killed_at} digests; sent twice after the restart: {duplicates}")
         assert duplicates <= KILL_DUPLICATE_WINDOW
@@ -76,7 +86,7 @@ async def test_two_workers_one_stopped_mid_stream_every_digest_arrives_once(test
         await eventually(lambda: sum(delivered_per_chat(fake, chats).values()) >= 40, 30)
         second.stop()  # a clean stop: its partitions and their table state move to the first worker
         assert len(delivered_per_chat(fake, chats)) < 200, "the stream was over before the stop: nothing was tested"
-        await eventually(lambda: set(delivered_per_chat(fake, chats)) == chats, 90)
+        await every_chat_delivered(fake, chats, 90)
         assert set(delivered_per_chat(fake, chats).values()) == {1}
         assert "digest cafe=" in second.logs()  # both workers did part of the work
     finally:
@@ -100,7 +110,7 @@ async def test_bot_api_down_for_a_minute_then_every_digest_arrives_once(test_dat
         fake.outage(60)
         chats = await publish_deadlines(env, cafes)
         settings = Settings.from_env(env)
-        await eventually(lambda: set(delivered_per_chat(fake, chats)) == chats, 120, 0.5)
+        await every_chat_delivered(fake, chats, 120, 0.5)
         answers = Counter(m.status for m in fake.messages if m.chat_id in chats)
         assert answers[502] >= 20 and answers[200] == 20
         assert set(delivered_per_chat(fake, chats).values()) == {1}
