@@ -64,6 +64,11 @@ class LunchCollector(Collector):
             "Stream partitions sought back after they stalled below their end (see streams.rebalance)",
             value=stall_watch.reseeks,
         )
+        yield CounterMetricFamily(
+            "lunch_consumer_flow_resumes",
+            "Times the consumer flow was found stopped outside a rebalance and resumed (see streams.rebalance)",
+            value=stall_watch.flow_resumes,
+        )
 
 
 setup_prometheus_sensors(app, pattern="/metrics", name_prefix="lunch_streams")

@@ -16,6 +16,10 @@ to an agent (upstream faust-streaming issues #216, #629).
    committed offset has not moved for ``STREAM_STALL_AFTER`` seconds, is sought back
    to its committed offset. Records processed after the gap come again; the agents
    are idempotent (the delivery and batch tables), so they cost ignored duplicates.
+   It also resumes a consumer flow left stopped outside any rebalance for as long
+   (guard 1 stops it; should a recovery end without resuming it, nothing would be
+   fetched again), and warns while a rebalance lasts longer than that, each time
+   that long again.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any
 from agents.notifications.agent import digest_deliveries
 from streams.app import app, settings
 
-__all__ = ["PartitionProgress", "StallDetector", "StallWatch", "hold_fetching", "stall_watch"]
+__all__ = ["Lasting", "PartitionProgress", "StallDetector", "StallWatch", "hold_fetching", "stall_watch"]
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +75,34 @@ class StallDetector:
         return stalled
 
 
+class Lasting:
+    """Pure policy: has a condition held for ``after`` seconds? (Then its clock starts again.)"""
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        self.since: float | None = None
+
+    def observe(self, holds: bool, now: float) -> bool:
+        if not holds:
+            self.since = None
+            return False
+        if self.since is None:
+            self.since = now
+        if now - self.since >= self.after:
+            self.since = now
+            return True
+        return False
+
+
 class StallWatch:
     """Looks at the worker's stream partitions and seeks back the stalled ones."""
 
     def __init__(self, stall_after: float) -> None:
         self.detector = StallDetector(stall_after)
+        self.flow_held = Lasting(stall_after)
+        self.long_rebalance = Lasting(stall_after)
         self.reseeks = 0
+        self.flow_resumes = 0
 
     def progress(self) -> dict[Any, PartitionProgress]:
         consumer = app.consumer
@@ -98,20 +124,33 @@ class StallWatch:
             log.warning("stall watchdog: check failed: %r", exc)
 
     async def _check(self) -> None:
-        if app.rebalancing or not app.consumer.flow_active:
+        consumer, now = app.consumer, time.monotonic()
+        if self.long_rebalance.observe(app.rebalancing and not app.should_stop, now):
+            log.warning("the worker has been rebalancing for over %.0fs (table recovery running: %s)",
+                        self.detector.stall_after, app.in_recovery)
+        if app.rebalancing or app.should_stop:
+            self.flow_held.observe(False, now)
+            return
+        if self.flow_held.observe(not (consumer.flow_active and app.flow_control.is_active()), now):
+            log.warning("the consumer flow was left stopped outside a rebalance for %.0fs; resuming it",
+                        self.detector.stall_after)
+            app.flow_control.resume()
+            consumer.resume_flow()
+            self.flow_resumes += 1
+        if not consumer.flow_active:
             return
         progress = self.progress()
-        for tp in self.detector.observe(progress, time.monotonic()):
+        for tp in self.detector.observe(progress, now):
             seen = progress[tp]
             offset = seen.committed
             if offset is None:
-                offset = (await app.consumer.earliest_offsets(tp))[tp]
+                offset = (await consumer.earliest_offsets(tp))[tp]
             log.warning(
                 "partition %s-%s: committed offset %s is below its end %s and nothing consumed it for %.0fs; "
                 "seeking back to %s",
                 tp.topic, tp.partition, seen.committed, seen.end, self.detector.stall_after, offset,
             )
-            await app.consumer.seek(tp, offset)
+            await consumer.seek(tp, offset)
             self.reseeks += 1
 
 

@@ -83,6 +83,7 @@ async def test_cli_send_deadline_then_views_and_metrics_show_it(worker, worker_s
     assert samples[("lunch_telegram_responses_total", (("status", "200"),))] >= 1
     assert any(name.startswith("lunch_streams_") for name, _ in samples)  # Faust's own sensor
     assert samples[("lunch_partition_reseeks_total", ())] == 0  # no stall on a worker that started alone
+    assert samples[("lunch_consumer_flow_resumes_total", ())] == 0
 
     for path in ("/", "/notifications/", "/metrics", "/health", "/recommendations/batches/"):
         status, page = await get(worker_settings, path)

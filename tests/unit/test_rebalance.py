@@ -1,8 +1,11 @@
-"""The stalled-partition policy: records left, nothing in flight, no progress for a while."""
+"""The rebalance watchdog: stalled partitions (records left, nothing in flight, no progress), flows left stopped."""
 
 from __future__ import annotations
 
-from streams.rebalance import PartitionProgress, StallDetector, StallWatch
+from types import SimpleNamespace
+
+from streams import rebalance
+from streams.rebalance import Lasting, PartitionProgress, StallDetector, StallWatch
 
 
 def test_a_partition_behind_its_end_with_nothing_in_flight_is_stalled_after_the_delay_and_once():
@@ -60,3 +63,71 @@ async def test_a_failing_check_is_logged_and_does_not_raise(monkeypatch, caplog)
     monkeypatch.setattr(watch, "_check", broker_down)
     await watch.check()  # the timer calling it goes on
     assert "check failed" in caplog.text and "broker down" in caplog.text
+
+
+def test_a_condition_lasts_once_it_held_without_a_break_for_the_delay_then_its_clock_starts_again():
+    lasting = Lasting(after=10)
+    assert not lasting.observe(True, now=0)
+    assert not lasting.observe(True, now=9)
+    assert lasting.observe(True, now=10)
+    assert not lasting.observe(True, now=15)  # counted again from 10
+    assert lasting.observe(True, now=20)
+
+
+def test_a_break_in_the_condition_restarts_its_clock():
+    lasting = Lasting(after=10)
+    lasting.observe(True, now=0)
+    assert not lasting.observe(False, now=8)
+    assert not lasting.observe(True, now=12)
+    assert not lasting.observe(True, now=21)
+    assert lasting.observe(True, now=22)
+
+
+class FakeConsumer:
+    """Only what the watchdog reads of a consumer whose flow a recovery left stopped."""
+
+    def __init__(self) -> None:
+        self.flow_active = False
+        self._committed_offset: dict = {}
+        self.unacked: set = set()
+
+    def resume_flow(self) -> None:
+        self.flow_active = True
+
+    def assignment(self) -> set:
+        return set()
+
+
+class FakeFlowControl:
+    def __init__(self) -> None:
+        self.active = False
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def resume(self) -> None:
+        self.active = True
+
+
+async def test_a_flow_left_stopped_outside_a_rebalance_is_resumed_and_counted(monkeypatch, caplog):
+    fake_app = SimpleNamespace(
+        consumer=FakeConsumer(), flow_control=FakeFlowControl(), rebalancing=False, should_stop=False,
+        in_recovery=False, topics=SimpleNamespace(acking_topics=set()),
+    )
+    monkeypatch.setattr(rebalance, "app", fake_app)
+    watch = StallWatch(stall_after=0)
+    await watch.check()
+    assert fake_app.consumer.flow_active and fake_app.flow_control.active
+    assert watch.flow_resumes == 1 and "left stopped outside a rebalance" in caplog.text
+
+
+async def test_a_flow_stopped_during_a_rebalance_is_left_to_the_rebalance(monkeypatch, caplog):
+    fake_app = SimpleNamespace(
+        consumer=FakeConsumer(), flow_control=FakeFlowControl(), rebalancing=True, should_stop=False,
+        in_recovery=True, topics=SimpleNamespace(acking_topics=set()),
+    )
+    monkeypatch.setattr(rebalance, "app", fake_app)
+    watch = StallWatch(stall_after=0)
+    await watch.check()
+    assert not fake_app.consumer.flow_active and watch.flow_resumes == 0
+    assert "has been rebalancing for over" in caplog.text
