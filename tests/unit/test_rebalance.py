@@ -109,12 +109,18 @@ class FakeFlowControl:
         self.active = True
 
 
-async def test_a_flow_left_stopped_outside_a_rebalance_is_resumed_and_counted(monkeypatch, caplog):
+def app_with_stopped_flow(monkeypatch, *, rebalancing: bool) -> SimpleNamespace:
+    """Stand in for the Faust app the watchdog reads, its consumer flow stopped."""
     fake_app = SimpleNamespace(
-        consumer=FakeConsumer(), flow_control=FakeFlowControl(), rebalancing=False, should_stop=False,
-        in_recovery=False, topics=SimpleNamespace(acking_topics=set()),
+        consumer=FakeConsumer(), flow_control=FakeFlowControl(), rebalancing=rebalancing, should_stop=False,
+        in_recovery=rebalancing, topics=SimpleNamespace(acking_topics=set()),
     )
     monkeypatch.setattr(rebalance, "app", fake_app)
+    return fake_app
+
+
+async def test_a_flow_left_stopped_outside_a_rebalance_is_resumed_and_counted(monkeypatch, caplog):
+    fake_app = app_with_stopped_flow(monkeypatch, rebalancing=False)
     watch = StallWatch(stall_after=0)
     await watch.check()
     assert fake_app.consumer.flow_active and fake_app.flow_control.active
@@ -122,11 +128,7 @@ async def test_a_flow_left_stopped_outside_a_rebalance_is_resumed_and_counted(mo
 
 
 async def test_a_flow_stopped_during_a_rebalance_is_left_to_the_rebalance(monkeypatch, caplog):
-    fake_app = SimpleNamespace(
-        consumer=FakeConsumer(), flow_control=FakeFlowControl(), rebalancing=True, should_stop=False,
-        in_recovery=True, topics=SimpleNamespace(acking_topics=set()),
-    )
-    monkeypatch.setattr(rebalance, "app", fake_app)
+    fake_app = app_with_stopped_flow(monkeypatch, rebalancing=True)
     watch = StallWatch(stall_after=0)
     await watch.check()
     assert not fake_app.consumer.flow_active and watch.flow_resumes == 0
