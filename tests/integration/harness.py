@@ -40,9 +40,13 @@ APP_IDS: set[str] = set()
 NOTABLE_LOG_LINE = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|Recovery\]|rebalanc|[Ss]eek|Worker ready")
 
 
+#: Lines of a worker's own shutdown (the test stopped it before its report is made).
+SHUTDOWN_LOG_LINE = re.compile(r"Stopping\.\.\.|Stopped!|Signal received|Gathering|[Ss]hutting down|Closing event loop")
+
+
 def log_excerpt(text: str, notable: int = 80, tail: int = 40) -> str:
-    """The last ``notable`` notable lines of a worker log, then its last ``tail`` lines."""
-    lines = text.splitlines()
+    """The last ``notable`` notable lines of a worker log, then its last ``tail`` lines before any shutdown."""
+    lines = [line for line in text.splitlines() if not SHUTDOWN_LOG_LINE.search(line)]
     picked = [line for line in lines[:-tail] if NOTABLE_LOG_LINE.search(line)][-notable:]
     return "\n".join([*picked, "[... last lines ...]", *lines[-tail:]])
 
