@@ -50,6 +50,10 @@ async def every_chat_delivered(fake, chats: set[int], timeout: float, interval: 
         raise AssertionError(f"{waiting}: {missing[:20]}") from None
 
 
+#: The rebalance tests are about moving partitions, not about giving up: the production attempts and Bot API
+#: timeout (a slow moment of a loaded machine must not dead-letter a digest), with short back-offs.
+PATIENT_DELIVERY = {"TELEGRAM_TIMEOUT": "10", "NOTIFY_MAX_ATTEMPTS": "8", "NOTIFY_BACKOFF_MAX": "5"}
+
 #: Digests a kill -9 may send twice: sent, but their delivery state not yet in the changelog
 #: (at most the cafes in flight, ``DIGEST_CONCURRENCY``, plus the producer's last batch).
 KILL_DUPLICATE_WINDOW = 16
@@ -57,7 +61,8 @@ KILL_DUPLICATE_WINDOW = 16
 
 async def test_worker_killed_mid_stream_of_500_delivers_every_digest(test_database_url, factory, tmp_path):
     fake = run_in_thread(expected_token=BOT_TOKEN)
-    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="100")
+    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="100",
+                     **PATIENT_DELIVERY)
     worker = start_worker(env, tmp_path)
     try:
         chats = await publish_deadlines(env, await cafes_with_orders(factory, 500, -10_000_000))
@@ -77,7 +82,8 @@ async def test_worker_killed_mid_stream_of_500_delivers_every_digest(test_databa
 
 async def test_two_workers_one_stopped_mid_stream_every_digest_arrives_once(test_database_url, factory, tmp_path):
     fake = run_in_thread(expected_token=BOT_TOKEN)
-    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="50")
+    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="50",
+                     **PATIENT_DELIVERY)
     first = start_worker(env, tmp_path)
     second = WorkerProcess({**env, "WEB_PORT": str(free_port())}, tmp_path / "second.log").start()
     try:
