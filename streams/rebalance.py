@@ -50,31 +50,6 @@ class PartitionProgress:
     busy: bool
 
 
-class StallDetector:
-    """Pure policy: which partitions have records left, nothing in flight, and no progress for ``stall_after`` s."""
-
-    def __init__(self, stall_after: float) -> None:
-        self.stall_after = stall_after
-        self._since: dict[Hashable, tuple[int | None, float]] = {}
-
-    def observe(self, progress: Mapping[Hashable, PartitionProgress], now: float) -> list[Hashable]:
-        """Record one look at every partition; return those stalled (their clock starts again)."""
-        stalled: list[Hashable] = []
-        since: dict[Hashable, tuple[int | None, float]] = {}
-        for tp, seen in progress.items():
-            if seen.busy or seen.end is None or (seen.committed or 0) >= seen.end:
-                continue
-            committed, first_seen = self._since.get(tp, (seen.committed, now))
-            if committed != seen.committed:
-                first_seen = now
-            if now - first_seen >= self.stall_after:
-                stalled.append(tp)
-                first_seen = now
-            since[tp] = (seen.committed, first_seen)
-        self._since = since
-        return stalled
-
-
 class Lasting:
     """Pure policy: has a condition held for ``after`` seconds? (Then its clock starts again.)"""
 
@@ -94,10 +69,35 @@ class Lasting:
         return False
 
 
+class StallDetector:
+    """Pure policy: which partitions have records left, nothing in flight, and no progress for ``stall_after`` s."""
+
+    def __init__(self, stall_after: float) -> None:
+        self.stall_after = stall_after
+        self._clocks: dict[Hashable, tuple[int | None, Lasting]] = {}
+
+    def observe(self, progress: Mapping[Hashable, PartitionProgress], now: float) -> list[Hashable]:
+        """Record one look at every partition; return those stalled (their clock starts again)."""
+        stalled: list[Hashable] = []
+        clocks: dict[Hashable, tuple[int | None, Lasting]] = {}
+        for tp, seen in progress.items():
+            if seen.busy or seen.end is None or (seen.committed or 0) >= seen.end:
+                continue  # not waiting on anything: its clock is dropped
+            known = self._clocks.get(tp)
+            # First seen behind, or its committed offset moved since: the clock starts over.
+            clock = known[1] if known and known[0] == seen.committed else Lasting(self.stall_after)
+            if clock.observe(True, now):
+                stalled.append(tp)
+            clocks[tp] = (seen.committed, clock)
+        self._clocks = clocks
+        return stalled
+
+
 class StallWatch:
     """Looks at the worker's stream partitions and seeks back the stalled ones."""
 
     def __init__(self, stall_after: float) -> None:
+        self.stall_after = stall_after
         self.detector = StallDetector(stall_after)
         self.flow_held = Lasting(stall_after)
         self.long_rebalance = Lasting(stall_after)
@@ -127,13 +127,13 @@ class StallWatch:
         consumer, now = app.consumer, time.monotonic()
         if self.long_rebalance.observe(app.rebalancing and not app.should_stop, now):
             log.warning("the worker has been rebalancing for over %.0fs (table recovery running: %s)",
-                        self.detector.stall_after, app.in_recovery)
+                        self.stall_after, app.in_recovery)
         if app.rebalancing or app.should_stop:
             self.flow_held.observe(False, now)
             return
         if self.flow_held.observe(not (consumer.flow_active and app.flow_control.is_active()), now):
             log.warning("the consumer flow was left stopped outside a rebalance for %.0fs; resuming it",
-                        self.detector.stall_after)
+                        self.stall_after)
             app.flow_control.resume()
             consumer.resume_flow()
             self.flow_resumes += 1
@@ -148,7 +148,7 @@ class StallWatch:
             log.warning(
                 "partition %s-%s: committed offset %s is below its end %s and nothing consumed it for %.0fs; "
                 "seeking back to %s",
-                tp.topic, tp.partition, seen.committed, seen.end, self.detector.stall_after, offset,
+                tp.topic, tp.partition, seen.committed, seen.end, self.stall_after, offset,
             )
             await consumer.seek(tp, offset)
             self.reseeks += 1
