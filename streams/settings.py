@@ -70,16 +70,19 @@ class Settings:
     # (our tables are co-partitioned with it).
     topic_partitions: int = 8
     topic_replication: int = 1
-    # Telegram client-side throttle (Bot API limits: ~30 msg/s overall,
-    # 20 msg/min per group, 1 msg/s per chat). Divide the global rate by the
-    # number of workers sharing one bot.
+    # Telegram throttle (Bot API limits: ~30 msg/s per bot, 20 msg/min per group, 1 msg/s per chat),
+    # shared through Redis by every worker that sends as one bot: the global rate is the bot's total.
     telegram_global_rate: float = 25.0
+    # Messages per second one worker sends at most while Redis (the shared budget) is unreachable.
+    telegram_fallback_rate: float = 3.0
     telegram_group_per_minute: int = 20
     telegram_chat_interval: float = 1.0
     telegram_timeout: float = 10.0
     # A digest part whose throttle slot is further away than this is left for a retry.
     telegram_max_wait: float = 5.0
     notify_max_attempts: int = 8
+    # Hours after its first attempt a digest still waiting (rate limits, outages) is given up on.
+    digest_give_up_after: float = 6.0
     # Cafes whose digests one worker prepares and sends at the same time (one event per cafe at a time).
     digest_concurrency: int = 8
     notify_backoff_base: float = 2.0
@@ -87,6 +90,11 @@ class Settings:
     broker_session_timeout: float = 10.0
     # A partition with records below its end that none of its agents has touched for this long is sought back.
     stream_stall_after: float = 30.0
+    # Requests per minute each Gemini key is paced to, shared by all workers (0: not paced).
+    gemini_key_rpm: float = 0.0
+    # Language of the digest's labels (en, ru) and ISO 4217 currency of its prices (empty: bare numbers).
+    digest_language: str = "en"
+    digest_currency: str = ""
     # Users whose recommendations one worker makes at the same time.
     recommendation_concurrency: int = 8
     # How often the leader checks for a missed daily batch (seconds).
@@ -129,16 +137,21 @@ class Settings:
             topic_partitions=_int(env, "TOPIC_PARTITIONS", d.topic_partitions),
             topic_replication=_int(env, "TOPIC_REPLICATION", d.topic_replication),
             telegram_global_rate=_float(env, "TELEGRAM_GLOBAL_RATE", d.telegram_global_rate),
+            telegram_fallback_rate=_float(env, "TELEGRAM_FALLBACK_RATE", d.telegram_fallback_rate),
             telegram_group_per_minute=_int(env, "TELEGRAM_GROUP_PER_MINUTE", d.telegram_group_per_minute),
             telegram_chat_interval=_float(env, "TELEGRAM_CHAT_INTERVAL", d.telegram_chat_interval),
             telegram_timeout=_float(env, "TELEGRAM_TIMEOUT", d.telegram_timeout),
             telegram_max_wait=_float(env, "TELEGRAM_MAX_WAIT", d.telegram_max_wait),
             notify_max_attempts=_int(env, "NOTIFY_MAX_ATTEMPTS", d.notify_max_attempts),
+            digest_give_up_after=_float(env, "DIGEST_GIVE_UP_AFTER", d.digest_give_up_after),
             digest_concurrency=_int(env, "DIGEST_CONCURRENCY", d.digest_concurrency),
             notify_backoff_base=_float(env, "NOTIFY_BACKOFF_BASE", d.notify_backoff_base),
             notify_backoff_max=_float(env, "NOTIFY_BACKOFF_MAX", d.notify_backoff_max),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", d.broker_session_timeout),
             stream_stall_after=_float(env, "STREAM_STALL_AFTER", d.stream_stall_after),
+            gemini_key_rpm=_float(env, "GEMINI_KEY_RPM", d.gemini_key_rpm),
+            digest_language=text("DIGEST_LANGUAGE", d.digest_language),
+            digest_currency=env.get("DIGEST_CURRENCY", "").strip().upper(),
             recommendation_concurrency=_int(env, "RECOMMENDATION_CONCURRENCY", d.recommendation_concurrency),
             recommendations_check_interval=_float(
                 env, "RECOMMENDATIONS_CHECK_INTERVAL", d.recommendations_check_interval
