@@ -1,5 +1,9 @@
 """The order digest: pure data and HTML rendering, split under Telegram's limit.
 
+The first part opens with a preparation summary (every combo, then every item,
+with its count, clipped to fit); labels, prices and the date follow a
+``DigestFormat`` (language and currency: ``agents.notifications.i18n``).
+
 User text (names, notes, combo and item names) is clipped first and then
 HTML-escaped, with caps chosen so that even a block of nothing but ``&`` fits in
 one message: a digest splits only between order blocks, never inside one.
@@ -8,9 +12,13 @@ one message: a digest splits only between order blocks, never inside one.
 from __future__ import annotations
 
 import html
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+
+from agents.notifications.i18n import DEFAULT_FORMAT, DigestFormat
 
 __all__ = [
     "TELEGRAM_TEXT_LIMIT",
@@ -25,9 +33,11 @@ TELEGRAM_TEXT_LIMIT = 4096
 # Caps on user text, in characters before escaping (escaping grows text up to 5x).
 NAME_CAP = 64
 COMBO_CAP = 64
+ITEM_CAP = 64  # one item's name in the summary
 ITEMS_CAP = 200
 NOTES_CAP = 300
 ELLIPSIS = "…"
+TIMES = "\u00d7"  # the multiplication sign (U+00D7) of the summary lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,57 +91,83 @@ def _escape(text: str, cap: int) -> str:
     return html.escape(_clip(text, cap), quote=False)
 
 
-def _money(amount: Decimal) -> str:
-    return f"{amount.quantize(Decimal('0.01')):.2f}"
+def _tally(names: Iterable[str]) -> list[tuple[str, int]]:
+    """Each name with its count, most counted first, ties by name."""
+    return sorted(Counter(names).items(), key=lambda pair: (-pair[1], pair[0].casefold(), pair[0]))
 
 
-def _order_block(number: int, order: OrderLine) -> str:
+def _summary(digest: CafeDigest, fmt: DigestFormat, budget: int) -> str:
+    """Every combo with its count, then every item, as ``NAME TIMES COUNT`` lines, clipped to ``budget``."""
+    lines = [
+        f"{_escape(name, cap)} {TIMES} {count}"
+        for names, cap in (
+            ((o.combo_name for o in digest.orders), COMBO_CAP),
+            ((item for o in digest.orders for item in o.items), ITEM_CAP),
+        )
+        for name, count in _tally(names)
+    ]
+    title = fmt.catalogue.summary_title
+    used, kept = telegram_length(title), 0
+    # Keep the most lines that fit with the "… and N more" line their clipping needs.
+    for shown, line in enumerate(lines, start=1):
+        used += telegram_length(line) + 1
+        rest = len(lines) - shown
+        more = telegram_length(fmt.plural(fmt.catalogue.summary_more, rest)) + 1 if rest else 0
+        if used + more > budget:
+            break
+        kept = shown
+    rest = len(lines) - kept
+    tail = [fmt.plural(fmt.catalogue.summary_more, rest)] if rest else []
+    return "\n".join([title, *lines[:kept], *tail])
+
+
+def _order_block(number: int, order: OrderLine, fmt: DigestFormat) -> str:
+    labels = fmt.catalogue
     lines = [
         f"{number}. <b>{_escape(order.user_name, NAME_CAP)}</b>",
-        f"Combo: {_escape(order.combo_name, COMBO_CAP)} — {_money(order.price)}",
+        labels.combo.format(combo=_escape(order.combo_name, COMBO_CAP), price=fmt.money(order.price)),
     ]
     if order.items:
-        lines.append(f"Items: {_escape(', '.join(order.items), ITEMS_CAP)}")
+        lines.append(labels.items.format(items=_escape(", ".join(order.items), ITEMS_CAP)))
     if order.notes and order.notes.strip():
-        lines.append(f"Notes: <i>{_escape(order.notes, NOTES_CAP)}</i>")
+        lines.append(labels.notes.format(notes=_escape(order.notes, NOTES_CAP)))
     return "\n".join(lines)
 
 
-def _header(digest: CafeDigest, part: int, parts: int) -> str:
-    label = f" (part {part}/{parts})" if parts > 1 else ""
-    return (
-        f"<b>Orders for {_escape(digest.cafe_name, NAME_CAP)}</b>{label}\n"
-        f"Date: {digest.order_date.isoformat()} · {len(digest.orders)} orders"
-    )
+def _header(digest: CafeDigest, fmt: DigestFormat, part: int, parts: int) -> str:
+    labels, cafe = fmt.catalogue, _escape(digest.cafe_name, NAME_CAP)
+    title = labels.title_part.format(cafe=cafe, part=part, parts=parts) if parts > 1 else labels.title.format(cafe=cafe)
+    return title + "\n" + fmt.plural(labels.date_line, len(digest.orders), date=fmt.day(digest.order_date))
 
 
-def _footer(digest: CafeDigest) -> str:
-    return f"<b>Total: {_money(digest.total)}</b>"
+def render_digest(
+    digest: CafeDigest, limit: int = TELEGRAM_TEXT_LIMIT, *, fmt: DigestFormat = DEFAULT_FORMAT
+) -> list[str]:
+    """Render the digest as one or more messages, each within ``limit``, in ``fmt``'s language and currency.
 
-
-def render_digest(digest: CafeDigest, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
-    """Render the digest as one or more messages, each within ``limit``.
-
-    Orders keep their given order and numbering; every part has the header with
-    a ``(part i/n)`` label when split; the total closes the last part.
+    The first part opens with the preparation summary; orders keep their given
+    order and numbering; every part has the header with a ``(part i/n)`` label
+    when split; the total closes the last part.
     """
-    blocks = [_order_block(i, order) for i, order in enumerate(digest.orders, start=1)]
-    footer = _footer(digest)
-    # Budget with the widest label a split could need, and the footer reserved in every part.
-    widest_header = telegram_length(_header(digest, len(blocks) or 1, len(blocks) or 1))
-    budget = limit - widest_header - telegram_length(footer) - 4  # the blank-line separators
-    groups: list[list[str]] = [[]]
-    used = 0
+    blocks = [_order_block(i, order, fmt) for i, order in enumerate(digest.orders, start=1)]
+    footer = fmt.catalogue.total.format(total=fmt.money(digest.total))
+    # Budget with the widest label a split could need (the summary may fill part 1 alone),
+    # and the footer reserved in every part; 2 per blank-line separator.
+    most = len(blocks) + 1
+    budget = limit - telegram_length(_header(digest, fmt, most, most)) - telegram_length(footer) - 2
+    summary = _summary(digest, fmt, budget - 2)
+    groups: list[list[str]] = [[summary]]
+    used = telegram_length(summary) + 2
     for block in blocks:
         size = telegram_length(block) + 2
-        if groups[-1] and used + size > budget:
+        if used + size > budget:
             groups.append([])
             used = 0
         groups[-1].append(block)
         used += size
     parts = []
     for index, group in enumerate(groups, start=1):
-        sections = [_header(digest, index, len(groups)), *group]
+        sections = [_header(digest, fmt, index, len(groups)), *group]
         if index == len(groups):
             sections.append(footer)
         parts.append("\n\n".join(sections))

@@ -1,5 +1,13 @@
+# ruff: noqa: RUF001  - the expected texts hold the multiplication sign and Cyrillic on purpose
+"""The digest's rendering: summary, order blocks, total, escaping and splitting (English, bare prices)."""
+
+from __future__ import annotations
+
+import re
 from datetime import date
 from decimal import Decimal
+
+import pytest
 
 from agents.notifications.digest import (
     TELEGRAM_TEXT_LIMIT,
@@ -9,6 +17,9 @@ from agents.notifications.digest import (
     skip_reason,
     telegram_length,
 )
+from agents.notifications.i18n import DigestFormat
+
+HEADER = "<b>Orders for Cafe Bon</b>\nDate: Wednesday, November 25, 2026"
 
 
 def order(n: int, **overrides) -> OrderLine:
@@ -43,7 +54,10 @@ def test_single_message_has_cafe_date_every_order_field_and_total():
         order(2, user_name="Bob", combo_name="Light", items=("Salad",), price=Decimal("320.55")),
     )
     [text] = render_digest(d)
-    assert text.startswith("<b>Orders for Cafe Bon</b>\nDate: 2026-11-25 · 2 orders")
+    assert text.startswith(
+        f"{HEADER} · 2 orders\n\n"
+        "<b>To prepare</b>\nBusiness lunch × 1\nLight × 1\nBorscht × 1\nCompote × 1\nSalad × 1\n\n1. <b>Alice</b>"
+    )
     assert "1. <b>Alice</b>\nCombo: Business lunch — 450.00\nItems: Borscht, Compote\nNotes: <i>no onions</i>" in text
     assert "2. <b>Bob</b>\nCombo: Light — 320.55\nItems: Salad" in text
     assert "Notes" not in text.split("2. <b>Bob</b>")[1]
@@ -73,7 +87,7 @@ def test_long_digest_splits_between_blocks_into_labelled_parts():
     assert len(parts) > 1
     for index, part in enumerate(parts, start=1):
         assert telegram_length(part) <= TELEGRAM_TEXT_LIMIT
-        assert part.startswith(f"<b>Orders for Cafe Bon</b> (part {index}/{len(parts)})")
+        assert part.startswith(f"<b>Orders for Cafe Bon</b> (part {index}/{len(parts)})\nDate: ")
     assert all("Total:" not in part for part in parts[:-1])
     assert parts[-1].endswith("<b>Total: 27000.00</b>")
     joined = "\n\n".join(parts)
@@ -83,10 +97,13 @@ def test_long_digest_splits_between_blocks_into_labelled_parts():
     assert all(joined.count(f"<b>Person {i}</b>") == 1 for i in range(1, 61))
 
 
-def test_worst_case_block_of_ampersands_still_fits():
+@pytest.mark.parametrize("fmt", [DigestFormat(), DigestFormat("ru", "RUB")], ids=["en", "ru-RUB"])
+def test_worst_case_block_of_ampersands_still_fits(fmt):
     nasty = order(1, user_name="&" * 500, combo_name="<" * 500, items=tuple(["&" * 100] * 50), notes="&" * 5000)
-    parts = render_digest(digest(nasty, nasty, cafe_name="&" * 500))
-    assert len(parts) == 2
+    parts = render_digest(digest(nasty, nasty, cafe_name="&" * 500), fmt=fmt)
+    # the summary leaves no room for a worst-case block in part 1: each block gets a part of its own
+    assert len(parts) == 3
+    assert "1. <b>" not in parts[0] and "1. <b>" in parts[1] and "2. <b>" in parts[2]
     assert all(telegram_length(p) <= TELEGRAM_TEXT_LIMIT for p in parts)
 
 
@@ -100,3 +117,96 @@ def test_skip_reasons():
     assert skip_reason(digest(order(1), chat_id=None)) == "cafe has no chat id"
     assert skip_reason(digest()) == "no orders"
     assert skip_reason(digest(order(1))) is None
+
+
+def summary_lines(part: str) -> list[str]:
+    """The lines of the preparation summary of a part (empty when it has none)."""
+    found = re.search(r"<b>To prepare</b>\n(.*?)(?:\n\n|$)", part, flags=re.S)
+    return found.group(1).split("\n") if found else []
+
+
+def test_summary_counts_combos_then_items_most_ordered_first_ties_by_name():
+    d = digest(
+        order(1, combo_name="Light", items=("Salad", "Borscht")),
+        order(2, combo_name="Business lunch", items=("Borscht", "Borscht")),  # an item ordered twice counts twice
+        order(3, combo_name="Vegan", items=()),
+        order(4, combo_name="Light", items=("compote", "Salad")),
+        order(5, combo_name="Business lunch", items=("Borscht",)),
+        order(6, combo_name="<Kids> & co", items=("Apple",)),
+    )
+    [text] = render_digest(d)
+    assert summary_lines(text) == [
+        "Business lunch × 2",
+        "Light × 2",
+        "&lt;Kids&gt; &amp; co × 1",
+        "Vegan × 1",
+        "Borscht × 4",
+        "Salad × 2",
+        "Apple × 1",
+        "compote × 1",
+    ]
+    assert text.index("<b>To prepare</b>") < text.index("1. <b>User 1</b>")
+
+
+def test_one_order_is_singular():
+    [text] = render_digest(digest(order(1)))
+    assert text.startswith(f"{HEADER} · 1 order\n")
+
+
+def hundreds_of_items(orders: int, per_order: int) -> list[OrderLine]:
+    """Orders each with ``per_order`` distinct items (``Item n``), and item 0 in every order."""
+    return [
+        order(i, items=("Item 0", *(f"Item {i * per_order + k}" for k in range(1, per_order))), notes="n" * 250)
+        for i in range(1, orders + 1)
+    ]
+
+
+def test_summary_of_hundreds_of_distinct_items_is_clipped_to_fit_part_one():
+    orders = hundreds_of_items(5, 100)
+    [first, *rest] = render_digest(digest(*orders))
+    lines = summary_lines(first)
+    assert lines[:2] == ["Business lunch × 5", "Item 0 × 5"]
+    assert re.fullmatch(r"… and \d+ more", lines[-1])
+    shown = lines[:-1]
+    distinct = 1 + 1 + 5 * 99  # the combo, item 0 and the others
+    assert len(shown) + int(lines[-1].split()[2]) == distinct
+    assert len(shown) > 100  # clipped by size, not by a small count
+    assert telegram_length(first) <= TELEGRAM_TEXT_LIMIT
+    assert all("To prepare" not in part for part in rest)
+
+
+def test_split_budget_counts_the_summary_in_part_one():
+    orders = hundreds_of_items(60, 8)  # a long summary (422 lines) and 60 blocks of 250-character notes
+    parts = render_digest(digest(*orders))
+    assert all(telegram_length(part) <= TELEGRAM_TEXT_LIMIT for part in parts)
+    assert summary_lines(parts[0]) and not any(summary_lines(part) for part in parts[1:])
+    joined = "\n\n".join(parts)
+    positions = [joined.index(f"{i}. <b>User {i}</b>\n") for i in range(1, 61)]
+    assert positions == sorted(positions)
+    assert all(joined.count(f"<b>User {i}</b>") == 1 for i in range(1, 61))
+    # part 1 is filled close to the limit: the summary is not budgeted as if it were a whole part
+    assert telegram_length(parts[0]) > TELEGRAM_TEXT_LIMIT - 400
+
+
+def sixty_orders() -> list[OrderLine]:
+    return [
+        order(
+            i,
+            combo_name="Light" if i % 3 == 0 else "Business lunch",
+            items=("Borscht", *(("Compote",) if i % 2 else ()), *(("Caesar salad",) if i % 5 == 0 else ())),
+            notes="please " * 40,
+        )
+        for i in range(1, 61)
+    ]
+
+
+def test_sixty_orders_start_with_their_counts_and_split_within_the_limit():
+    parts = render_digest(digest(*sixty_orders()))
+    assert len(parts) > 1
+    assert parts[0].startswith(
+        f"<b>Orders for Cafe Bon</b> (part 1/{len(parts)})\nDate: Wednesday, November 25, 2026 · 60 orders\n\n"
+        "<b>To prepare</b>\nBusiness lunch × 40\nLight × 20\nBorscht × 60\nCompote × 30\nCaesar salad × 12\n\n"
+        "1. <b>User 1</b>\n"
+    )
+    assert all(telegram_length(part) <= TELEGRAM_TEXT_LIMIT for part in parts)
+    assert parts[-1].endswith("<b>Total: 27000.00</b>")
