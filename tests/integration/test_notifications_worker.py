@@ -66,7 +66,11 @@ async def test_orders_produce_one_html_digest_with_every_field(worker, telegram,
     assert message.parse_mode == "HTML"
     assert message.params["chat_id"] == cafe.tg_chat_id
     text = message.text
-    assert "Trattoria &lt;Roma&gt; &amp; Co" in text and "2026-11-25" in text
+    assert text.startswith(
+        "<b>Orders for Trattoria &lt;Roma&gt; &amp; Co</b>\nDate: Wednesday, November 25, 2026 · 2 orders\n\n"
+        # the preparation summary: combos then items, most ordered first; the cancelled order counts nowhere
+        "<b>To prepare</b>\nBusiness lunch \u00d7 1\nLight \u00d7 1\nCaesar \u00d7 2\nBorscht \u00d7 1\n\n1. <b>"
+    )
     assert "<b>Alice &lt;admin&gt;</b>" in text and "<b>Bob</b>" in text
     assert "Business lunch — 450.00" in text and "Light — 320.55" in text
     assert "Items: Borscht, Caesar" in text
@@ -120,9 +124,7 @@ async def test_unknown_cafe_is_logged_and_the_agent_goes_on(worker, telegram, fa
     await eventually(lambda: delivered_to(telegram, cafe.tg_chat_id))
 
 
-async def test_many_orders_from_many_users_are_all_listed_in_order_with_exact_total(
-    worker, telegram, factory, publish
-):
+async def test_many_orders_from_many_users_are_all_listed_in_order_with_exact_total(worker, telegram, factory, publish):
     cafe = await factory.cafe("Canteen", chat_id=new_chat())
     combo = await factory.combo(cafe, "Soup of the day", "0.10")
     for i in range(30):
