@@ -76,6 +76,7 @@ class DigestRetry(faust.Record, serializer="json"):
     parts: list[str] | None = None
     parts_sent: int = 0
     replay: bool = False
+    first_attempt_at: float | None = None  # epoch seconds; None in records written before it existed
 
 
 class BatchTrigger(faust.Record, serializer="json"):

@@ -9,6 +9,7 @@ from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFam
 from prometheus_client.registry import Collector
 
 from agents.notifications.agent import notifier
+from agents.notifications.shared_budget import BudgetStats
 from agents.recommendations.agent import recommendation_batches
 from streams.app import app
 from streams.rebalance import stall_watch
@@ -36,6 +37,36 @@ class LunchCollector(Collector):
             for status, count in sorted(resources.telegram.responses.items()):
                 telegram.add_metric([status], count)
         yield telegram
+
+        budget = resources.budget.stats if resources.budget is not None else BudgetStats()
+        yield GaugeMetricFamily(
+            "lunch_telegram_budget_waiting",
+            "Sends waiting for their slot of the bot's budget now",
+            value=budget.waiting,
+        )
+        yield CounterMetricFamily(
+            "lunch_telegram_budget_wait_seconds",
+            "Time sends spent waiting for their slot of the bot's budget",
+            value=budget.wait_seconds,
+        )
+        yield CounterMetricFamily(
+            "lunch_telegram_budget_deferred",
+            "Sends whose slot was further than TELEGRAM_MAX_WAIT away (digest deferred)",
+            value=budget.deferred,
+        )
+        yield CounterMetricFamily(
+            "lunch_telegram_budget_pauses", "429 answers that paused the whole bot", value=budget.pauses
+        )
+        yield CounterMetricFamily(
+            "lunch_telegram_budget_fallbacks",
+            "Redis outages that sent this worker to TELEGRAM_FALLBACK_RATE",
+            value=budget.fallbacks,
+        )
+        yield CounterMetricFamily(
+            "lunch_telegram_budget_fallback_sends",
+            "Sends paced locally while Redis was down",
+            value=budget.fallback_sends,
+        )
 
         gemini = CounterMetricFamily(
             "lunch_gemini_calls", "Gemini calls per key fingerprint and outcome", labels=["key", "outcome"]

@@ -10,10 +10,13 @@ import logging
 
 from mode import Service
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.notifications.agent import notifier
 from agents.notifications.queries import DigestStore
+from agents.notifications.shared_budget import BudgetLimits, SharedBudget
 from agents.notifications.telegram import SEND_MESSAGE, TelegramClient, TelegramUnauthorized
 from agents.notifications.throttle import TelegramRateLimits, Throttle
 from agents.recommendations.agent import recommendations
@@ -48,6 +51,8 @@ class Resources(Service):
         self.telegram: TelegramClient | None = None
         self.redis: Redis | None = None
         self.gemini: GeminiRecommender | None = None
+        self.budget: SharedBudget | None = None
+        self.budget_redis: Redis | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -69,21 +74,34 @@ class Resources(Service):
         else:
             log.error("GEMINI_API_KEYS is not set: recommendation batches will stop at their first user")
         if config.telegram_bot_token:
-            throttle = Throttle(
-                TelegramRateLimits(
-                    global_per_second=config.telegram_global_rate,
-                    group_per_minute=config.telegram_group_per_minute,
-                    chat_interval=config.telegram_chat_interval,
-                )
+            # Its own connection with short timeouts and no retries: a slow Redis must not hold sends up.
+            self.budget_redis = Redis.from_url(
+                config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
             )
+            limits = BudgetLimits(
+                global_per_second=config.telegram_global_rate,
+                chat_interval=config.telegram_chat_interval,
+                group_per_minute=config.telegram_group_per_minute,
+            )
+            fallback = TelegramRateLimits(
+                global_per_second=config.telegram_fallback_rate,
+                group_per_minute=config.telegram_group_per_minute,
+                chat_interval=config.telegram_chat_interval,
+            )
+            bot_id = bot_id_of(config.telegram_bot_token)
+            self.budget = SharedBudget(self.budget_redis, bot_id=bot_id, limits=limits, fallback=Throttle(fallback))
             self.telegram = TelegramClient(
                 token=config.telegram_bot_token,
                 base_url=config.telegram_api_base_url,
                 timeout=config.telegram_timeout,
-                throttle=throttle,
+                throttle=self.budget,
             )
             notifier.sender = self.telegram
-            log.info("telegram: sending as bot id %s", bot_id_of(config.telegram_bot_token))
+            log.info(
+                "telegram: sending as bot id %s, at most %g messages/s shared by every worker of the bot (Redis)",
+                bot_id,
+                config.telegram_global_rate,
+            )
         else:
             notifier.sender = UnconfiguredTelegram()
             log.error("TELEGRAM_BOT_TOKEN is not set: digests will be dead-lettered, not sent")
@@ -95,6 +113,8 @@ class Resources(Service):
             await self.gemini.close()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.budget_redis is not None:
+            await self.budget_redis.aclose()
         if self.engine is not None:
             await self.engine.dispose()
 

@@ -75,10 +75,11 @@ class HealthView(web.View):
 
 @app.page("/notifications/")
 class NotificationsView(web.View):
-    """This worker's digest counts and Telegram answers by status."""
+    """This worker's digest counts, Telegram answers by status, and the bot's shared send budget."""
 
     async def get(self, request: web.Request) -> web.Response:
         telegram = resources.telegram
+        budget = await resources.budget.describe() if resources.budget is not None else None
         return self.json(
             {
                 "digests": dict(notifier.counts),
@@ -87,5 +88,6 @@ class NotificationsView(web.View):
                     "responses": dict(telegram.responses) if telegram else {},
                     "token_rejected": bool(telegram and telegram.unauthorized),
                 },
+                "budget": budget,
             }
         )

@@ -22,6 +22,7 @@ import faust
 from faust.types import EventT
 
 from agents.notifications.delivery import (
+    Deferred,
     DeliveryState,
     DigestJob,
     DigestSender,
@@ -140,7 +141,7 @@ class DigestNotifier:
             self.counts["duplicates"] += 1
             log.info("digest cafe=%s date=%s: already handled, duplicate event ignored", key, record.date)
             return
-        job = DigestJob(cafe_id=record.cafe_id, order_date=record.order_date)
+        job = DigestJob(cafe_id=record.cafe_id, order_date=record.order_date, first_attempt_at=self.clock())
         await self._apply(job, await self._deliver(job))
 
     async def on_retry(self, retry: DigestRetry) -> None:
@@ -161,7 +162,8 @@ class DigestNotifier:
                 log.info("digest cafe=%s date=%s: replay ignored, the digest was sent", key, retry.date)
                 return
             log.info("digest cafe=%s date=%s: replayed from the dead letters", key, retry.date)
-        elif state is None or state.status != "retrying" or state.attempts + 1 != retry.attempt:
+        elif state is None or state.status != "retrying" or state.next_attempt_at != retry.not_before:
+            # Only the record the state last scheduled is current (its not_before is unique to it).
             log.info("digest cafe=%s date=%s: stale retry #%s ignored", key, retry.date, retry.attempt)
             return
         wait = retry.not_before - self.clock()
@@ -170,6 +172,7 @@ class DigestNotifier:
         job = DigestJob(
             cafe_id=retry.cafe_id,
             order_date=date.fromisoformat(retry.date),
+            first_attempt_at=self.clock() if retry.replay else retry.first_attempt_at or retry.not_before,
             attempt=retry.attempt,
             chat_id=retry.chat_id,
             parts=tuple(retry.parts) if retry.parts else None,
@@ -208,14 +211,24 @@ class DigestNotifier:
         kept = sorted(states)[-KEPT_DATES:]
         self.table[key] = {d: states[d].to_dict() for d in kept}
 
+    def _give_up(self, job: DigestJob, outcome: Outcome, now: float) -> Outcome:
+        """A ``Failed`` for a ``Retry`` out of attempts, or any later one past ``DIGEST_GIVE_UP_AFTER``."""
+        if not isinstance(outcome, Retry | Deferred):
+            return outcome
+        why = outcome.error if isinstance(outcome, Retry) else outcome.reason
+        limit = self.config.digest_give_up_after * 3600
+        if now + outcome.delay - job.first_attempt_at > limit:
+            hours = (now - job.first_attempt_at) / 3600
+            return Failed(f"gave up after {hours:.1f} h: {why}", outcome.chat_id, outcome.parts_sent)
+        if isinstance(outcome, Retry) and job.attempt >= self.config.notify_max_attempts:
+            return Failed(f"gave up after {job.attempt} attempts: {why}", outcome.chat_id, outcome.parts_sent)
+        return outcome
+
     async def _apply(self, job: DigestJob, outcome: Outcome) -> None:
         key, day, now = str(job.cafe_id), job.order_date.isoformat(), self.clock()
         tag = f"digest cafe={key} date={day} attempt={job.attempt}"
-        if isinstance(outcome, Retry) and job.attempt >= self.config.notify_max_attempts:
-            outcome = Failed(
-                f"gave up after {job.attempt} attempts: {outcome.error}", outcome.chat_id, outcome.parts_sent
-            )
-        match outcome:
+        first = job.first_attempt_at
+        match self._give_up(job, outcome, now):
             case Sent(chat_id=chat_id, parts=parts):
                 self.counts["sent"] += 1
                 log.info("%s: sent to chat %s in %s part(s)", tag, chat_id, parts)
@@ -227,25 +240,44 @@ class DigestNotifier:
                 self._save(key, day, DeliveryState("skipped", job.attempt, now, last_error=reason))
             case Retry(error=error, delay=delay, chat_id=chat_id, parts=parts, parts_sent=sent):
                 self.counts["retried"] += 1
-                not_before = now + delay
                 log.warning("%s: %s; retry in %.1fs", tag, error, delay)
-                self._save(
-                    key, day,
-                    DeliveryState("retrying", job.attempt, now, sent, not_before, error, chat_id),
-                )
-                await self.retries.send(
-                    key=key,
-                    value=DigestRetry(
-                        cafe_id=job.cafe_id, date=day, attempt=job.attempt + 1, not_before=not_before,
-                        chat_id=chat_id, parts=list(parts) if parts else None, parts_sent=sent,
-                    ),
-                )
+                await self._later(job, job.attempt + 1, now + delay, error, chat_id, parts, sent)
+            case Deferred(reason=reason, delay=delay, chat_id=chat_id, parts=parts, parts_sent=sent):
+                self.counts["deferred"] += 1
+                log.info("%s: %s; flow control, trying again in %.1fs", tag, reason, delay)
+                await self._later(job, job.attempt, now + delay, reason, chat_id, parts, sent)
             case Failed(error=error, chat_id=chat_id, parts_sent=sent):
                 self.counts["failed"] += 1
                 log.error("%s: delivery failed: %s -> dead letter", tag, error)
-                self._save(key, day, DeliveryState("failed", job.attempt, now, sent, None, error, chat_id))
+                state = DeliveryState("failed", job.attempt, now, sent, None, error, chat_id, first_attempt_at=first)
+                self._save(key, day, state)
                 payload = json.dumps({"cafe_id": job.cafe_id, "date": day}).encode()
                 await self._dead_letter(dead_letter(self.rekey.get_topic_name(), error, key, payload))
+
+    async def _later(
+        self,
+        job: DigestJob,
+        attempt: int,
+        not_before: float,
+        why: str,
+        chat_id: int | None,
+        parts: tuple[str, ...] | None,
+        parts_sent: int,
+    ) -> None:
+        """Record that the digest waits until ``not_before`` and schedule that ``attempt`` on the retry topic."""
+        key, day = str(job.cafe_id), job.order_date.isoformat()
+        state = DeliveryState(
+            "retrying", job.attempt, self.clock(), parts_sent,
+            not_before, why, chat_id, first_attempt_at=job.first_attempt_at,
+        )
+        self._save(key, day, state)
+        await self.retries.send(
+            key=key,
+            value=DigestRetry(
+                cafe_id=job.cafe_id, date=day, attempt=attempt, not_before=not_before, chat_id=chat_id,
+                parts=list(parts) if parts else None, parts_sent=parts_sent, first_attempt_at=job.first_attempt_at,
+            ),
+        )
 
     async def _dead_letter(self, letter: DeadLetter) -> None:
         self.counts["dead_lettered"] += 1

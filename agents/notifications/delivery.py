@@ -2,6 +2,10 @@
 
 ``deliver`` loads (or continues) a digest, sends its parts and says what happened
 as an outcome; the agent turns outcomes into table state, retries and dead letters.
+
+Two kinds of "later": ``Retry`` is a failure (5xx, timeout, database) and uses up an
+attempt of ``NOTIFY_MAX_ATTEMPTS``; ``Deferred`` is flow control (a 429, or a throttle
+slot further than ``max_wait``) and uses up none. Both end only at ``give_up_after``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from agents.notifications.telegram import (
 from agents.notifications.throttle import ThrottleWait
 
 __all__ = [
+    "MAX_RATE_LIMITS_IN_PLACE",
+    "Deferred",
     "DeliveryState",
     "DigestJob",
     "DigestSender",
@@ -38,6 +44,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: 429s answered in one handling by waiting out the bot's pause and sending again; past them the digest is deferred.
+MAX_RATE_LIMITS_IN_PLACE = 3
+
 
 class DigestSource(Protocol):
     async def load_digest(self, cafe_id: int, order_date: date) -> CafeDigest | None: ...
@@ -51,10 +60,14 @@ class DigestSender(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DigestJob:
-    """One attempt at a digest; ``parts`` and ``chat_id`` are set when continuing a rendered one."""
+    """One attempt at a digest; ``parts`` and ``chat_id`` are set when continuing a rendered one.
+
+    ``first_attempt_at`` (epoch seconds) starts the clock of ``DIGEST_GIVE_UP_AFTER``.
+    """
 
     cafe_id: int
     order_date: date
+    first_attempt_at: float
     attempt: int = 1
     chat_id: int | None = None
     parts: tuple[str, ...] | None = None
@@ -82,13 +95,24 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class Deferred:
+    """Flow control (Telegram's 429, the bot's budget): try again after ``delay``, no attempt used."""
+
+    reason: str
+    delay: float
+    chat_id: int | None = None
+    parts: tuple[str, ...] | None = None
+    parts_sent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     error: str
     chat_id: int | None = None
     parts_sent: int = 0
 
 
-Outcome = Sent | Skipped | Retry | Failed
+Outcome = Sent | Skipped | Retry | Deferred | Failed
 
 
 @dataclass(slots=True)
@@ -103,6 +127,7 @@ class DeliveryState:
     last_error: str | None = None
     chat_id: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    first_attempt_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,7 +164,9 @@ async def deliver(
     """Try to deliver the digest of ``job``; never raises for expected failures.
 
     ``backoff(attempt, retry_after)`` gives the delay of a retry; a part whose
-    throttle slot is more than ``max_wait`` away is left for a retry instead.
+    throttle slot is more than ``max_wait`` away is deferred. A 429 has paused the
+    sender's budget already: the part is sent again once the pause allows, up to
+    ``MAX_RATE_LIMITS_IN_PLACE`` times, then deferred.
     """
     chat_id, parts = job.chat_id, job.parts
     if parts is None or chat_id is None:
@@ -155,6 +182,7 @@ async def deliver(
 
     sent = job.parts_sent
     migrated = False
+    rate_limited = 0
     while sent < len(parts):
         try:
             await sender.send_message(chat_id, parts[sent], max_wait=max_wait)
@@ -170,9 +198,12 @@ async def deliver(
             chat_id = exc.new_chat_id
             continue
         except ThrottleWait as exc:
-            return Retry("throttled", exc.delay, chat_id, parts, sent)
+            return Deferred(str(exc), exc.delay, chat_id, parts, sent)
         except TelegramRetryAfter as exc:
-            return Retry(str(exc), backoff(job.attempt, exc.retry_after), chat_id, parts, sent)
+            rate_limited += 1
+            if rate_limited > MAX_RATE_LIMITS_IN_PLACE:
+                return Deferred(str(exc), backoff(job.attempt, exc.retry_after), chat_id, parts, sent)
+            continue
         except TelegramUnauthorized as exc:
             return Failed(str(exc), chat_id, sent)
         except TelegramError as exc:

@@ -200,9 +200,12 @@ def classify_response(method: str, status: int, body: object) -> int | TelegramE
 
 
 class SendThrottle(Protocol):
-    """What the client awaits before each request (see ``throttle.Throttle``)."""
+    """What the client awaits before each request (``shared_budget.SharedBudget``, ``throttle.Throttle``)."""
 
     async def acquire(self, chat_id: int, max_wait: float | None = None) -> float: ...
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every send of the bot for ``seconds`` (Telegram answered 429)."""
 
 
 def _transport_error(method: str, exc: BaseException, timeout: float) -> TelegramTransportError:
@@ -278,7 +281,8 @@ class TelegramClient:
         """Send ``text`` (HTML) to ``chat_id``; return Telegram's ``message_id``.
 
         Raises a ``TelegramError``, or ``ThrottleWait`` from the throttle when the
-        next slot for this chat is more than ``max_wait`` seconds away.
+        next slot for this chat is more than ``max_wait`` seconds away. A 429 pauses
+        the throttle (the whole bot) for its ``retry_after`` before it is raised.
         """
         self._refuse_if_rejected()
         if self._throttle is not None:
@@ -300,6 +304,8 @@ class TelegramClient:
         if isinstance(outcome, int):
             logger.debug("telegram: sent message %s to chat %s (bot id %s)", outcome, chat_id, self.bot_id)
             return outcome
+        if isinstance(outcome, TelegramRetryAfter) and self._throttle is not None:
+            await self._throttle.pause(outcome.retry_after)
         if isinstance(outcome, TelegramUnauthorized) and self._rejected_status is None:
             self._rejected_status = status
             logger.critical(

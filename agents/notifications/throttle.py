@@ -2,7 +2,9 @@
 
 Limits (Bot API FAQ): about 30 messages/s overall, 20 messages/min in one group,
 about 1 message/s in one chat. ``TelegramRateLimits`` is the pure policy (every
-method takes ``now``); ``Throttle`` applies it on an event loop.
+method takes ``now``); ``Throttle`` applies it on an event loop, in one process.
+The fleet shares one budget through Redis (``shared_budget``), which falls back
+to a ``Throttle`` while Redis is unreachable.
 
 A send is booked at the earliest time that keeps every limit, which may lie in
 the future: concurrent callers each get their own slot, and a chat that must
@@ -20,7 +22,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["SlidingWindow", "TelegramRateLimits", "Throttle", "ThrottleWait"]
+__all__ = ["Departures", "SlidingWindow", "TelegramRateLimits", "Throttle", "ThrottleWait", "leave"]
 
 GROUP_WINDOW = 60.0
 _EPS = 1e-9  # float slack: a booking at x + window must count as outside x's window
@@ -78,6 +80,39 @@ class SlidingWindow:
         del self._times[:cut]
 
 
+class Departures:
+    """A second global window over the times sends really leave: ``floor(rate)`` in any ``floor(rate)/rate`` s.
+
+    It only binds when sends woken late (a busy event loop) would bunch; a single late send does not
+    push every later one back, as even spacing would.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        burst = max(1, math.floor(per_second))
+        self._window = SlidingWindow(burst, burst / per_second)
+
+    def wait(self, now: float) -> float:
+        """Seconds until a send may really leave (0: it may leave ``now``; then call ``depart``)."""
+        self._window.forget(now)
+        return self._window.earliest(now) - now
+
+    def depart(self, now: float) -> None:
+        """Record that a send really leaves at ``now``."""
+        self._window.book(now)
+
+
+async def leave(
+    departures: Departures, now: Callable[[], float], sleep: Callable[[float], Awaitable[object]]
+) -> float:
+    """Wait until leaving keeps ``departures``' window, record the departure; return the wait."""
+    waited = 0.0
+    while (wait := departures.wait(now())) > 0:
+        await sleep(wait)
+        waited += wait
+    departures.depart(now())
+    return waited
+
+
 class TelegramRateLimits:
     """The policy: global rate, per-chat interval and per-group minute window.
 
@@ -99,11 +134,9 @@ class TelegramRateLimits:
     ) -> None:
         if global_per_second <= 0 or group_per_minute < 1 or chat_interval < 0:
             raise ValueError("rates must be positive")
+        self.global_per_second = global_per_second
         self._global = SlidingWindow(1, 1 / global_per_second)
-        # Real departures: floor(rate) in any floor(rate)/rate s. It only binds when sends woken late
-        # would bunch; a single late send does not push every later one back, as even spacing would.
-        burst = max(1, math.floor(global_per_second))
-        self._departures = SlidingWindow(burst, burst / global_per_second)
+        self._paused_until = -math.inf
         self._group_per_minute = group_per_minute
         self._chat_interval = chat_interval
         self._idle_after = max(idle_after, GROUP_WINDOW, chat_interval)
@@ -111,14 +144,9 @@ class TelegramRateLimits:
         self._groups: dict[int, SlidingWindow] = {}
         self._next_prune = -math.inf
 
-    def departure_wait(self, now: float) -> float:
-        """Seconds until a send may really leave (0: it may leave ``now``; then call ``depart``)."""
-        self._departures.forget(now)
-        return self._departures.earliest(now) - now
-
-    def depart(self, now: float) -> None:
-        """Record that a send really leaves at ``now``."""
-        self._departures.book(now)
+    def pause_until(self, until: float) -> None:
+        """No send before ``until`` (Telegram answered 429 with ``retry_after``); pauses only lengthen."""
+        self._paused_until = max(self._paused_until, until)
 
     @property
     def tracked_chats(self) -> int:
@@ -126,7 +154,7 @@ class TelegramRateLimits:
         return len(self._last)
 
     def _slot(self, chat_id: int, now: float) -> float:
-        t = now
+        t = max(now, self._paused_until)
         last = self._last.get(chat_id)
         if last is not None:
             t = max(t, last + self._chat_interval)
@@ -184,8 +212,18 @@ class Throttle:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._limits = limits
+        self._departures = Departures(limits.global_per_second)
         self._now = now
         self._sleep = sleep
+
+    @property
+    def rate(self) -> float:
+        """Messages per second at most."""
+        return self._limits.global_per_second
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every send for ``seconds`` from now (a 429's ``retry_after``)."""
+        self._limits.pause_until(self._now() + seconds)
 
     async def acquire(self, chat_id: int, max_wait: float | None = None) -> float:
         """Book the next slot for ``chat_id`` and wait for it; return the wait.
@@ -199,16 +237,4 @@ class Throttle:
         self._limits.record(chat_id, now + delay)
         if delay > 0:
             await self._sleep(delay)
-        return delay + await self._depart()
-
-    async def _depart(self) -> float:
-        """Wait until leaving now keeps the global limit over real departure times; return the wait."""
-        waited = 0.0
-        while True:
-            now = self._now()
-            wait = self._limits.departure_wait(now)
-            if wait <= 0:
-                self._limits.depart(now)
-                return waited
-            await self._sleep(wait)
-            waited += wait
+        return delay + await leave(self._departures, self._now, self._sleep)

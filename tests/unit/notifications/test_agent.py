@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from types import SimpleNamespace
@@ -13,7 +14,8 @@ import pytest
 
 from agents.notifications import agent as notifications
 from agents.notifications.digest import CafeDigest, OrderLine
-from agents.notifications.telegram import TelegramForbidden, TelegramRetryAfter
+from agents.notifications.delivery import MAX_RATE_LIMITS_IN_PLACE
+from agents.notifications.telegram import TelegramForbidden, TelegramRetryAfter, TelegramServerError
 from models.records import DigestRetry
 
 DAY = date(2026, 11, 25)
@@ -111,26 +113,44 @@ async def test_malformed_event_goes_to_dead_letters_and_the_agent_goes_on(wired)
     assert len(sender.sent) == 1
 
 
-async def test_rate_limited_digest_goes_to_the_retry_topic_with_its_state(wired):
+def rate_limited(retry_after: float, times: int = MAX_RATE_LIMITS_IN_PLACE + 1) -> list[Exception]:
+    return [TelegramRetryAfter("sendMessage", 429, "Too Many Requests", retry_after=retry_after)] * times
+
+
+async def test_a_429_is_sent_again_in_place_without_using_an_attempt(wired):
     sender, retries = wired.sender, wired.retries
-    sender.failures.append(TelegramRetryAfter("sendMessage", 429, "Too Many Requests", retry_after=7))
+    sender.failures.extend(rate_limited(0, times=MAX_RATE_LIMITS_IN_PLACE))
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+        await notifications.notifier.in_flight.join()
+    assert [chat for chat, _ in sender.sent] == [-77]
+    retries.send.assert_not_awaited()
+    assert state()["status"] == "sent" and state()["attempts"] == 1
+
+
+async def test_rate_limited_digest_is_deferred_to_the_retry_topic_with_its_state(wired):
+    sender, retries = wired.sender, wired.retries
+    sender.failures.extend(rate_limited(7))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
         await notifications.notifier.in_flight.join()
     retry: DigestRetry = retries.send.await_args.kwargs["value"]
     assert retries.send.await_args.kwargs["key"] == "5"
-    assert (retry.cafe_id, retry.date, retry.attempt, retry.chat_id, retry.parts_sent) == (5, "2026-11-25", 2, -77, 0)
+    # Flow control: the same attempt continues later.
+    assert (retry.cafe_id, retry.date, retry.attempt, retry.chat_id, retry.parts_sent) == (5, "2026-11-25", 1, -77, 0)
     assert retry.parts and "Alice" in retry.parts[0]
     saved = state()
     assert saved["status"] == "retrying" and saved["attempts"] == 1
-    assert saved["next_attempt_at"] == pytest.approx(retry.not_before)
+    assert saved["next_attempt_at"] == retry.not_before
+    assert saved["first_attempt_at"] == retry.first_attempt_at <= saved["updated_at"]
     assert saved["next_attempt_at"] - saved["updated_at"] >= 7
     assert "429" in saved["last_error"]
+    assert notifications.notifier.counts["deferred"] == 1
 
 
 async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
     sender, retries = wired.sender, wired.retries
-    sender.failures.append(TelegramRetryAfter("sendMessage", 429, "Too Many Requests", retry_after=0))
+    sender.failures.extend(rate_limited(0))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
         await notifications.notifier.in_flight.join()
@@ -139,7 +159,64 @@ async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
         await agent.put(retry, key="5")
         await agent.put(retry, key="5")  # a duplicate retry record is stale
     assert len(sender.sent) == 1 and "Alice" in sender.sent[0][1]
-    assert state()["status"] == "sent" and state()["attempts"] == 2
+    assert state()["status"] == "sent" and state()["attempts"] == 1
+
+
+async def test_a_storm_of_429s_never_dead_letters_a_digest(wired, monkeypatch):
+    sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
+    monkeypatch.setattr(notifications.notifier, "config", replace(notifications.settings, notify_max_attempts=2))
+    sender.failures.extend(rate_limited(0))
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+        await notifications.notifier.in_flight.join()
+    for _ in range(10):  # ten more rounds of deferral, far past NOTIFY_MAX_ATTEMPTS
+        sender.failures.extend(rate_limited(0))
+        async with notifications.retry_digest.test_context() as agent:
+            await agent.put(retries.send.await_args.kwargs["value"], key="5")
+    assert retries.send.await_count == 11
+    dead_letters.send.assert_not_awaited()
+    assert state()["status"] == "retrying" and state()["attempts"] == 1
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(retries.send.await_args.kwargs["value"], key="5")
+    assert state()["status"] == "sent" and len(sender.sent) == 1
+
+
+async def test_a_digest_is_given_up_on_after_digest_give_up_after(wired, monkeypatch):
+    sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
+    clock = SimpleNamespace(now=1_000_000.0)
+    monkeypatch.setattr(notifications.notifier, "clock", lambda: clock.now)
+    sender.failures.extend(rate_limited(60))
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+        await notifications.notifier.in_flight.join()
+    retry = retries.send.await_args.kwargs["value"]
+    clock.now += notifications.settings.digest_give_up_after * 3600 - 30  # the next wait would pass the bound
+    sender.failures.extend(rate_limited(60))
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(retry, key="5")
+    assert retries.send.await_count == 1
+    letter = dead_letters.send.await_args.kwargs["value"]
+    assert letter.reason.startswith("gave up after 6.0 h: ") and "429" in letter.reason
+    assert state()["status"] == "failed"
+
+
+async def test_failures_use_up_attempts_and_end_in_a_dead_letter(wired, monkeypatch):
+    sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
+    monkeypatch.setattr(notifications.notifier, "config", replace(notifications.settings, notify_max_attempts=2))
+    clock = SimpleNamespace(now=1_000_000.0)
+    monkeypatch.setattr(notifications.notifier, "clock", lambda: clock.now)
+    sender.failures.extend([TelegramServerError("sendMessage", 502, "Bad Gateway")] * 2)
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+        await notifications.notifier.in_flight.join()
+    retry = retries.send.await_args.kwargs["value"]
+    assert retry.attempt == 2
+    clock.now = retry.not_before  # due now: no waiting out the backoff
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(retry, key="5")
+    letter = dead_letters.send.await_args.kwargs["value"]
+    assert letter.reason.startswith("gave up after 2 attempts: ") and "502" in letter.reason
+    assert state()["status"] == "failed" and state()["attempts"] == 2
 
 
 async def test_forbidden_is_not_retried_and_is_dead_lettered(wired):

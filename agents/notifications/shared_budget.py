@@ -1,0 +1,310 @@
+"""The bot's send budget, shared by every worker that sends as one bot, through Redis.
+
+Telegram's limits belong to the bot, not to a process: about 30 messages/s in all, 20 per minute
+in one group, one per second in one chat. Each send books its slot with one Lua script (one round
+trip): the earliest time, on Redis's clock, that keeps
+
+- the bot's even spacing: any two sends of the whole fleet at least ``1/TELEGRAM_GLOBAL_RATE`` apart
+  (bookings may lie in the future; a later caller fills a free gap before them);
+- the chat's interval and the group's 20 per minute, whichever worker handles the chat;
+- the pause a 429 set for the whole bot (``paused_until``, written by :meth:`SharedBudget.pause`).
+
+A booking further away than the caller's ``max_wait`` books nothing (``ThrottleWait``). Every Redis
+key is keyed by the bot id and expires once it can no longer matter.
+
+While Redis is unreachable the budget falls back to a local ``Throttle`` at ``TELEGRAM_FALLBACK_RATE``
+(one WARNING line per outage, counted), tries Redis again every ``probe_every`` seconds, and returns
+to the shared budget as soon as it answers. Departures also pass a local window at the bot's rate,
+so sends woken late by a busy event loop do not bunch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from agents.notifications.throttle import GROUP_WINDOW, Departures, Throttle, ThrottleWait, leave
+
+__all__ = ["BudgetLimits", "BudgetMode", "BudgetStats", "FallbackSwitch", "SharedBudget", "budget_keys"]
+
+log = logging.getLogger(__name__)
+
+#: What counts as "Redis is unavailable": the budget falls back instead of failing the send.
+REDIS_DOWN = (RedisError, OSError, TimeoutError)
+
+_BOOK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local spacing, chat_interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+local group_limit, group_window = tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_wait, eps = tonumber(ARGV[5]), 0.000001
+local at = math.max(now, tonumber(redis.call('GET', KEYS[4]) or '0'))
+local last = redis.call('GET', KEYS[2])
+if last then at = math.max(at, tonumber(last) + chat_interval) end
+if group_limit > 0 and redis.call('LLEN', KEYS[3]) >= group_limit then
+  at = math.max(at, tonumber(redis.call('LINDEX', KEYS[3], -group_limit)) + group_window)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now - spacing))
+local booked = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%.6f', at - spacing + eps), '+inf', 'WITHSCORES')
+for i = 2, #booked, 2 do
+  local b = tonumber(booked[i])
+  if b < at + spacing - eps then at = b + spacing else break end
+end
+local wait = at - now
+if max_wait >= 0 and wait > max_wait then return {0, string.format('%.6f', wait)} end
+local stamp = string.format('%.6f', at)
+local function keep(key, seconds)
+  local ms = math.ceil(seconds * 1000) + 1000
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+redis.call('ZADD', KEYS[1], stamp, ARGV[6])
+keep(KEYS[1], wait + spacing)
+redis.call('SET', KEYS[2], stamp, 'PX', math.ceil((wait + chat_interval) * 1000) + 1000)
+if group_limit > 0 then
+  redis.call('RPUSH', KEYS[3], stamp)
+  redis.call('LTRIM', KEYS[3], -group_limit, -1)
+  keep(KEYS[3], wait + group_window)
+end
+return {1, string.format('%.6f', wait)}
+"""
+
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local resume_at = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if resume_at > current then
+  redis.call('SET', KEYS[1], string.format('%.6f', resume_at), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return string.format('%.6f', math.max(resume_at, current) - now)
+"""
+
+_STATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0') - now
+return {redis.call('ZCOUNT', KEYS[1], string.format('(%.6f', now), '+inf'), string.format('%.6f', math.max(0, paused))}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimits:
+    """The bot's limits: sends per second in all, seconds between two sends to a chat, sends per minute to a group."""
+
+    global_per_second: float
+    chat_interval: float
+    group_per_minute: int
+
+    def __post_init__(self) -> None:
+        if self.global_per_second <= 0 or self.group_per_minute < 1 or self.chat_interval < 0:
+            raise ValueError("rates must be positive")
+
+
+def budget_keys(bot_id: str, chat_id: int) -> tuple[str, str, str, str]:
+    """Redis keys of one booking: the bot's sends, the chat's last send, the group's last sends, the bot's pause."""
+    bot = f"lunch:telegram:{bot_id}"
+    return f"{bot}:sends", f"{bot}:chat:{chat_id}", f"{bot}:group:{chat_id}", f"{bot}:paused-until"
+
+
+class BudgetMode(StrEnum):
+    SHARED = "shared"
+    FALLBACK = "fallback"
+
+
+@dataclass(slots=True)
+class FallbackSwitch:
+    """When to use Redis: always while it answers; after a failure, one probe every ``probe_every`` seconds."""
+
+    probe_every: float
+    mode: BudgetMode = BudgetMode.SHARED
+    next_probe: float = -math.inf
+
+    def use_shared(self, now: float) -> bool:
+        """True if this send should try Redis (in fallback, only the first caller after each probe interval)."""
+        if self.mode is BudgetMode.SHARED:
+            return True
+        if now >= self.next_probe:
+            self.next_probe = now + self.probe_every
+            return True
+        return False
+
+    def failed(self, now: float) -> bool:
+        """Redis failed; True if this starts an outage."""
+        started = self.mode is BudgetMode.SHARED
+        self.mode = BudgetMode.FALLBACK
+        self.next_probe = now + self.probe_every
+        return started
+
+    def succeeded(self) -> bool:
+        """Redis answered; True if this ends an outage."""
+        ended = self.mode is BudgetMode.FALLBACK
+        self.mode = BudgetMode.SHARED
+        return ended
+
+
+@dataclass(slots=True)
+class BudgetStats:
+    """This worker's counters of the budget, for metrics and the ``/notifications/`` view."""
+
+    waiting: int = 0  # sends waiting for their slot now
+    waits: int = 0  # sends that had to wait
+    wait_seconds: float = 0.0  # total time sends spent waiting
+    deferred: int = 0  # sends refused because their slot was further than max_wait
+    pauses: int = 0  # 429s that paused the bot
+    fallbacks: int = 0  # Redis outages that sent this worker to its local fallback rate
+    fallback_sends: int = 0  # sends paced locally during those outages
+    round_trips: int = 0  # Redis calls made by the budget
+
+
+class SharedBudget:
+    """The ``SendThrottle`` of ``TelegramClient`` for a fleet: one budget per bot, in Redis."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        bot_id: str,
+        limits: BudgetLimits,
+        fallback: Throttle,
+        probe_every: float = 5.0,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._book = redis.register_script(_BOOK)
+        self._pause = redis.register_script(_PAUSE)
+        self._state = redis.register_script(_STATE)
+        self._bot_id = bot_id
+        self.limits = limits
+        self._fallback = fallback
+        self._switch = FallbackSwitch(probe_every)
+        self._departures = Departures(limits.global_per_second)
+        self._now = now
+        self._sleep = sleep
+        self._member = f"{uuid.uuid4().hex[:12]}:"
+        self._booked = 0
+        self.stats = BudgetStats()
+
+    @property
+    def mode(self) -> BudgetMode:
+        return self._switch.mode
+
+    async def acquire(self, chat_id: int, max_wait: float | None = None) -> float:
+        """Book the bot's next slot for ``chat_id`` and wait for it; return the wait.
+
+        Raises ``ThrottleWait`` (booking nothing) if the slot is more than ``max_wait`` seconds away.
+        """
+        if self._switch.use_shared(self._now()):
+            try:
+                booked, wait = await self._book_slot(chat_id, max_wait)
+            except REDIS_DOWN as exc:
+                self._redis_failed(exc)
+            else:
+                self._redis_answered()
+                if not booked:
+                    self.stats.deferred += 1
+                    raise ThrottleWait(wait)
+                with self._counting_wait():
+                    if wait > 0:
+                        await self._sleep(wait)
+                    return wait + await leave(self._departures, self._now, self._sleep)
+        self.stats.fallback_sends += 1
+        with self._counting_wait():
+            try:
+                return await self._fallback.acquire(chat_id, max_wait)
+            except ThrottleWait:
+                self.stats.deferred += 1
+                raise
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every send of the bot, on every worker, for ``seconds`` (a 429's ``retry_after``)."""
+        self.stats.pauses += 1
+        await self._fallback.pause(seconds)  # holds this worker's sends should Redis fail meanwhile
+        if self._switch.mode is BudgetMode.SHARED:
+            self.stats.round_trips += 1
+            try:
+                await self._pause(keys=[budget_keys(self._bot_id, 0)[3]], args=[f"{seconds:.6f}"])
+            except REDIS_DOWN as exc:
+                self._redis_failed(exc)
+        log.info("telegram budget: bot %s paused for %.1f s (429)", self._bot_id, seconds)
+
+    async def describe(self) -> dict[str, object]:
+        """The budget's state for the ``/notifications/`` view (never raises)."""
+        shared: dict[str, object] = {"reachable": False}
+        sends, _, _, paused = budget_keys(self._bot_id, 0)
+        try:
+            ahead, paused_for = await self._state(keys=[sends, paused])
+            shared = {"reachable": True, "booked_ahead": int(ahead), "paused_for_s": round(float(paused_for), 3)}
+        except REDIS_DOWN as exc:
+            shared["error"] = type(exc).__name__
+        return {
+            "bot_id": self._bot_id,
+            "mode": self.mode.value,
+            "global_rate": self.limits.global_per_second,
+            "chat_interval": self.limits.chat_interval,
+            "group_per_minute": self.limits.group_per_minute,
+            "fallback_rate": self._fallback.rate,
+            "shared": shared,
+            "worker": {
+                "waiting": self.stats.waiting,
+                "waits": self.stats.waits,
+                "wait_seconds": round(self.stats.wait_seconds, 3),
+                "deferred": self.stats.deferred,
+                "pauses": self.stats.pauses,
+                "fallbacks": self.stats.fallbacks,
+                "fallback_sends": self.stats.fallback_sends,
+                "redis_round_trips": self.stats.round_trips,
+            },
+        }
+
+    async def _book_slot(self, chat_id: int, max_wait: float | None) -> tuple[bool, float]:
+        self._booked += 1
+        self.stats.round_trips += 1
+        group_limit = self.limits.group_per_minute if chat_id < 0 else 0
+        booked, wait = await self._book(
+            keys=budget_keys(self._bot_id, chat_id),
+            args=[
+                f"{1 / self.limits.global_per_second:.6f}",
+                f"{self.limits.chat_interval:.6f}",
+                group_limit,
+                f"{GROUP_WINDOW:.6f}",
+                -1 if max_wait is None else f"{max_wait:.6f}",
+                f"{self._member}{self._booked}",
+            ],
+        )
+        return bool(int(booked)), max(0.0, float(wait))
+
+    @contextmanager
+    def _counting_wait(self) -> Iterator[None]:
+        started = self._now()
+        self.stats.waiting += 1
+        try:
+            yield
+        finally:
+            self.stats.waiting -= 1
+            waited = self._now() - started
+            if waited > 0:
+                self.stats.waits += 1
+                self.stats.wait_seconds += waited
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        if self._switch.failed(self._now()):
+            self.stats.fallbacks += 1
+            log.warning(
+                "telegram budget: Redis unreachable (%s); this worker sends at most %g messages/s until it is back",
+                type(exc).__name__,
+                self._fallback.rate,
+            )
+
+    def _redis_answered(self) -> None:
+        if self._switch.succeeded():
+            log.info("telegram budget: Redis is back; sending on the bot's shared budget again")

@@ -1,0 +1,173 @@
+"""The bot's shared send budget on the real Redis: several budgets stand for several workers of one bot."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from agents.notifications.shared_budget import BudgetLimits, BudgetMode, SharedBudget
+from agents.notifications.throttle import TelegramRateLimits, Throttle, ThrottleWait
+
+pytestmark = pytest.mark.integration
+REDIS = ("127.0.0.1", 6379)
+
+
+def client(port: int = REDIS[1]) -> Redis:
+    return Redis(
+        host="127.0.0.1", port=port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+
+
+@contextlib.asynccontextmanager
+async def fleet(
+    count: int, *, rate: float = 50.0, chat_interval: float = 0.0, group: int = 20, port: int = REDIS[1]
+) -> AsyncIterator[list[SharedBudget]]:
+    """``count`` budgets of one fresh bot, each on its own Redis connection (as separate workers are)."""
+    bot = f"test-{uuid.uuid4().hex[:8]}"
+    clients = [client(port) for _ in range(count)]
+    limits = BudgetLimits(global_per_second=rate, chat_interval=chat_interval, group_per_minute=group)
+    fallback = TelegramRateLimits(global_per_second=5, group_per_minute=group, chat_interval=chat_interval)
+    try:
+        yield [
+            SharedBudget(c, bot_id=bot, limits=limits, fallback=Throttle(fallback), probe_every=0.5) for c in clients
+        ]
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max(bisect.bisect_left(times, t + window) - i for i, t in enumerate(times))
+
+
+async def test_three_workers_together_keep_the_bots_rate_evenly_spaced() -> None:
+    departures: list[float] = []
+    async with fleet(3, rate=50) as budgets:
+
+        async def send(budget: SharedBudget, chat: int) -> None:
+            await budget.acquire(chat)
+            departures.append(time.monotonic())
+
+        started = time.monotonic()
+        # 150 sends at once, spread over the three: 3 s at 50/s.
+        await asyncio.gather(*(send(budgets[i % 3], i) for i in range(150)))
+        elapsed = time.monotonic() - started
+        assert sum(b.stats.round_trips for b in budgets) == 150  # one Redis round trip per send
+    # Slots are booked exactly 1/rate apart; departures carry the event loop's timer jitter (a few ms), so
+    # one more send than the rate may fall within some second: the reason TELEGRAM_GLOBAL_RATE stays below 30.
+    assert most_in_any_window(departures, 1.0) <= 51
+    assert 2.9 <= elapsed <= 3.6, elapsed  # the whole rate is used, not a third of it per worker
+    gaps = [b - a for a, b in itertools.pairwise(sorted(departures))]
+    assert sorted(gaps)[len(gaps) // 2] == pytest.approx(0.02, abs=0.006)  # evenly spaced: median gap 1/rate
+
+
+async def test_one_chat_handled_by_two_workers_keeps_its_interval() -> None:
+    sent: list[float] = []
+    async with fleet(2, rate=100, chat_interval=0.3) as (first, second):
+
+        async def send(budget: SharedBudget) -> None:
+            await budget.acquire(-42)
+            sent.append(time.monotonic())
+
+        await asyncio.gather(*(send(b) for b in (first, second, first, second)))
+    gaps = [b - a for a, b in itertools.pairwise(sorted(sent))]
+    assert len(sent) == 4 and min(gaps) >= 0.28, gaps
+
+
+async def test_a_groups_minute_limit_holds_across_workers() -> None:
+    async with fleet(2, rate=100, group=3) as (first, second):
+        for budget in (first, second, first):
+            assert await budget.acquire(-7, max_wait=1.0) < 0.1
+        with pytest.raises(ThrottleWait) as caught:
+            await second.acquire(-7, max_wait=1.0)  # the fourth of the minute, from another worker
+        assert 59 <= caught.value.delay <= 60.5
+        assert await second.acquire(-8, max_wait=1.0) < 0.1  # another group is not held up
+        assert second.stats.deferred == 1
+
+
+async def test_a_429_on_one_worker_pauses_every_worker_of_the_bot() -> None:
+    async with fleet(2, rate=100) as (first, second):
+        await first.pause(0.6)
+        started = time.monotonic()
+        waited = await second.acquire(1)
+        assert 0.5 <= time.monotonic() - started <= 0.9 and waited >= 0.5
+        with pytest.raises(ThrottleWait):
+            await first.pause(5.0)
+            await second.acquire(2, max_wait=1.0)
+        state = await second.describe()
+        assert state["shared"]["paused_for_s"] > 4.0 and state["mode"] == "shared"  # type: ignore[index]
+
+
+class Switch:
+    """A TCP proxy in front of Redis that can be cut (connections reset, new ones refused) and restored."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.pipes: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for pipe in self.pipes:
+            pipe.cancel()
+        await asyncio.gather(*self.pipes, return_exceptions=True)
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*REDIS)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            finally:
+                dst.close()
+
+        pipes = {asyncio.ensure_future(pump(reader, up_writer)), asyncio.ensure_future(pump(up_reader, writer))}
+        self.pipes |= pipes
+        await asyncio.gather(*pipes, return_exceptions=True)
+        self.pipes -= pipes
+
+
+async def test_redis_down_falls_back_to_the_local_rate_and_returns_when_it_is_back(caplog) -> None:
+    caplog.set_level(logging.INFO, "agents.notifications.shared_budget")
+    switch = Switch()
+    await switch.open()
+    async with fleet(1, rate=100, port=switch.port) as (budget,):
+        await budget.acquire(1)
+        assert budget.mode is BudgetMode.SHARED
+        await switch.cut()
+        departures: list[float] = []
+        for chat in range(2, 12):  # ten sends during the outage: at the fallback rate of 5/s
+            await budget.acquire(chat)
+            departures.append(time.monotonic())
+        assert budget.mode is BudgetMode.FALLBACK
+        assert most_in_any_window(departures, 1.0) <= 5
+        assert (budget.stats.fallbacks, budget.stats.fallback_sends) == (1, 10)
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "Redis unreachable" in warnings[0].getMessage()  # logged once per outage
+
+        await switch.open()  # Redis is back: the next probe (every 0.5 s) returns to the shared budget
+        await asyncio.sleep(0.6)
+        await budget.acquire(99)
+        assert budget.mode is BudgetMode.SHARED
+        assert any("Redis is back" in r.getMessage() for r in caplog.records)
+    await switch.cut()
