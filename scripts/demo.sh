@@ -5,6 +5,8 @@
 # Once the worker is ready, a fresh demo cafe with today's orders is created and its
 # deadline event published, so a digest arrives; then a recommendations task is
 # published and the demo users' recommendations are printed as they reach Redis.
+# The worker reads the environment: DIGEST_LANGUAGE=ru DIGEST_CURRENCY=RUB scripts/demo.sh
+# prints the digest in Russian with prices in roubles.
 # Stop with Ctrl-C.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
