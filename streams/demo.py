@@ -35,9 +35,9 @@ async def seed(settings: Settings, today: date) -> int:
         async with AsyncSession(engine) as session, session.begin():
             found = {
                 u.telegram_id: u
-                for u in (await session.scalars(select(User).where(User.telegram_id.in_(
-                    [tid for tid, _ in DEMO_USERS]
-                )))).all()
+                for u in (
+                    await session.scalars(select(User).where(User.telegram_id.in_([tid for tid, _ in DEMO_USERS])))
+                ).all()
             }
             users = [found.get(tid) or User(telegram_id=tid, name=name) for tid, name in DEMO_USERS]
             session.add_all(users)
@@ -86,9 +86,7 @@ async def show_recommendations(settings: Settings, timeout: float = 60.0) -> Non
     engine = make_engine(settings.database_url, pool_size=1)
     try:
         async with AsyncSession(engine) as session:
-            ids = (
-                await session.scalars(select(User.id).where(User.telegram_id.in_([t for t, _ in DEMO_USERS])))
-            ).all()
+            ids = (await session.scalars(select(User.id).where(User.telegram_id.in_([t for t, _ in DEMO_USERS])))).all()
     finally:
         await engine.dispose()
     redis = Redis.from_url(settings.redis_url)
