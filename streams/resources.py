@@ -67,7 +67,11 @@ class Resources(Service):
         recommendations.cache = RecommendationCache(self.redis, config.zone)
         if config.gemini_api_keys:
             self.gemini = GeminiRecommender(
-                api_keys=config.gemini_api_keys, base_url=config.gemini_api_base_url, model=config.gemini_model
+                api_keys=config.gemini_api_keys,
+                base_url=config.gemini_api_base_url,
+                model=config.gemini_model,
+                redis=self.redis,  # key states shared by all workers
+                key_rpm=config.gemini_key_rpm,
             )
             recommendations.recommender = self.gemini
             log.info("gemini: %r", self.gemini)

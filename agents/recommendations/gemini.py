@@ -12,6 +12,8 @@ HTTP answers map to key-pool reports: 429 per-day quota -> park the key until Pa
 other 429 -> cool down for ``RetryInfo.retryDelay``; 400 ``API_KEY_INVALID``, 401, 403 -> disable;
 408, 5xx, transport errors -> short backoff. Each of those retries on another key. The SDK's own
 retries are off: they ignore ``retryDelay`` and would hammer a key the pool knows to be cooling.
+Given a Redis client, what one worker learns is shared with all, and keys can be paced
+(:mod:`agents.recommendations.key_broker`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from typing import Any
 import aiohttp
 from google import genai
 from google.genai import errors, types
+from redis.asyncio import Redis
 
 from agents.recommendations.advice import InvalidRecommendation, Recommendation, validate_recommendation
+from agents.recommendations.key_broker import KeyBroker
 from agents.recommendations.keypool import AllKeysExhausted, KeyLease, KeyPool
+from agents.recommendations.shared_keys import DEFAULT_PREFIX, SharedKeyStates
 
 __all__ = ["GeminiError", "GeminiRecommender", "GeminiUnavailable", "RecommendationFailed", "parse_duration"]
 
@@ -81,7 +86,12 @@ def _is_daily(details: list[dict[str, Any]]) -> bool:
 
 
 class GeminiRecommender:
-    """Asks Gemini for one user's recommendation, spreading requests over a pool of API keys."""
+    """Asks Gemini for one user's recommendation, spreading requests over a pool of API keys.
+
+    ``redis`` shares the keys' states with every worker (None: this process's own); ``key_rpm``
+    paces each key through it, ``shared_prefix`` names its Redis keys, ``shared_retry_s`` spaces
+    the tries of a failed Redis.
+    """
 
     def __init__(
         self,
@@ -89,6 +99,10 @@ class GeminiRecommender:
         api_keys: Iterable[str],
         base_url: str,
         model: str,
+        redis: Redis | None,
+        key_rpm: float = 0.0,
+        shared_prefix: str = DEFAULT_PREFIX,
+        shared_retry_s: float = 5.0,
         timeout_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -108,14 +122,15 @@ class GeminiRecommender:
         self._clock = clock
         self._max_attempts = max(1, max_attempts)
         self._max_wait = max_wait_s
-        self._pool = KeyPool(
+        pool = KeyPool(
             keys,
             now=clock,
-            wall=wall_clock,
             max_in_flight=max_in_flight_per_key,
             server_backoff_base=server_backoff_base,
             server_backoff_max=server_backoff_max,
         )
+        shared = None if redis is None else SharedKeyStates(redis, prefix=shared_prefix, key_rpm=key_rpm)
+        self._keys = KeyBroker(pool, shared, now=clock, wall=wall_clock, retry_after=shared_retry_s)
         self._clients = [
             genai.Client(
                 api_key=k,
@@ -139,32 +154,37 @@ class GeminiRecommender:
         )
 
     def __repr__(self) -> str:
-        return f"GeminiRecommender(model={self._model!r}, keys={self._pool.fingerprints})"
+        return f"GeminiRecommender(model={self._model!r}, keys={self.pool.fingerprints})"
 
     @property
     def pool(self) -> KeyPool:
-        return self._pool
+        return self._keys.pool
+
+    @property
+    def fallbacks(self) -> int:
+        """Leases made from this process's own key states because Redis failed (a counter)."""
+        return self._keys.fallbacks
 
     def key_stats(self) -> dict[str, dict[str, int | float | str]]:
-        """Per-key counters for metrics: fingerprint -> ok, rate_limited, errors, state, ..."""
-        return self._pool.snapshot()
+        """Per-key counters and states (shared ones as last seen) for metrics: fingerprint -> ok, state, ..."""
+        return self.pool.snapshot()
 
     def _redact(self, text: object, limit: int = 300) -> str:
         clean = str(text)
-        for key, fingerprint in zip(self._secrets, self._pool.fingerprints, strict=True):
+        for key, fingerprint in zip(self._secrets, self.pool.fingerprints, strict=True):
             clean = clean.replace(key, fingerprint)
         return clean if len(clean) <= limit else clean[:limit] + "…"
 
     async def _acquire(self) -> KeyLease:
         """A key now, or after waiting for the soonest cooling one, at most ``max_wait_s``."""
         deadline = self._clock() + self._max_wait
-        while (lease := self._pool.acquire()) is None:
-            wait = self._pool.next_ready_in()
+        while (lease := await self._keys.acquire()) is None:
+            wait = self.pool.next_ready_in()
             if wait is None:
                 raise AllKeysExhausted("every Gemini API key is disabled", ready_in=None)
             if self._clock() + wait > deadline:
                 raise AllKeysExhausted(f"no Gemini API key usable for {wait:.0f} s", ready_in=wait)
-            await asyncio.sleep(max(wait, _BUSY_POLL))
+            await asyncio.sleep(wait or _BUSY_POLL)  # 0.0: a key is ready but busy
         return lease
 
     async def recommend(self, prompt: str) -> Recommendation:
@@ -189,21 +209,21 @@ class GeminiRecommender:
                 model=self._model, contents=prompt, config=self._config
             )
         except errors.APIError as exc:
-            return self._on_api_error(lease, exc)
+            return await self._on_api_error(lease, exc)
         except _TRANSPORT_ERRORS as exc:
-            self._pool.report_server_error(lease)
             log.warning("Gemini transport error on %s: %s", lease.fingerprint, type(exc).__name__)
+            await self._keys.report_server_error(lease)
             return f"{type(exc).__name__} on {lease.fingerprint}"
         except Exception as exc:
-            self._pool.release(lease)
+            self._keys.release(lease)
             return GeminiError(f"unexpected {type(exc).__name__}: {self._redact(exc)}", key=lease.fingerprint)
         except BaseException:  # cancelled
-            self._pool.release(lease)
+            self._keys.release(lease)
             raise
-        self._pool.report_success(lease)
+        self._keys.report_success(lease)
         return self._parse(response, lease.fingerprint)
 
-    def _on_api_error(self, lease: KeyLease, exc: errors.APIError) -> GeminiError | str:
+    async def _on_api_error(self, lease: KeyLease, exc: errors.APIError) -> GeminiError | str:
         """Report the lease's outcome; a str (safe description) means retry on another key."""
         code = int(exc.code or 0)
         details = _error_details(exc)
@@ -212,19 +232,19 @@ class GeminiRecommender:
         text = f"{what}: {self._redact(exc.message or '')}"
         if code == 429:
             if _is_daily(details):
-                self._pool.report_daily_quota(lease)
+                await self._keys.report_daily_quota(lease)
             else:
                 delay = parse_duration(_detail(details, "google.rpc.RetryInfo").get("retryDelay"))
-                self._pool.report_rate_limited(lease, delay)
+                await self._keys.report_rate_limited(lease, delay)
             return what
         if code in (401, 403) or reason == "API_KEY_INVALID":
-            self._pool.report_invalid(lease)
+            await self._keys.report_invalid(lease)
             return what
         if code == 408 or code >= 500:
-            self._pool.report_server_error(lease)
             log.warning("Gemini server error: %s", text)
+            await self._keys.report_server_error(lease)
             return what
-        self._pool.release(lease)
+        self._keys.release(lease)
         log.warning("Gemini rejected the request: %s", text)
         if code == 404:
             return GeminiError(f"model {self._model!r} not found ({text})", key=lease.fingerprint, code=code)

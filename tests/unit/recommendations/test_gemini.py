@@ -45,7 +45,7 @@ async def make(fake):
 
     def factory(keys=(KEY_A, KEY_B), **kw) -> GeminiRecommender:
         options = {"timeout_s": 5.0, "max_wait_s": 1.0, "server_backoff_base": 0.01} | kw
-        rec = GeminiRecommender(api_keys=keys, base_url=fake.base_url, model=MODEL, **options)
+        rec = GeminiRecommender(api_keys=keys, base_url=fake.base_url, model=MODEL, redis=None, **options)
         made.append(rec)
         return rec
 
@@ -231,6 +231,7 @@ async def test_connection_refused_is_bounded_and_fast():
         api_keys=[KEY_A, KEY_B],
         base_url=f"http://127.0.0.1:{port}",
         model=MODEL,
+        redis=None,
         max_attempts=3,
         server_backoff_base=0.01,
         max_wait_s=1.0,
@@ -299,9 +300,7 @@ def test_thread_runner_serves_the_sync_sdk_client():
         response = client.models.generate_content(
             model=MODEL,
             contents="hello",
-            config=types.GenerateContentConfig(
-                response_mime_type="application/json", response_schema=Recommendation
-            ),
+            config=types.GenerateContentConfig(response_mime_type="application/json", response_schema=Recommendation),
         )
         assert response.parsed == Recommendation(summary="You like soup.", tips=["Try the vegan box."])
         assert response.usage_metadata.total_token_count >= 1
