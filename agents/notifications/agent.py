@@ -35,6 +35,7 @@ from agents.notifications.delivery import (
     deliver,
     retry_delay,
 )
+from agents.notifications.i18n import digest_format_from
 from models.records import (
     DeadLetter,
     DigestRetry,
@@ -88,6 +89,7 @@ class DigestNotifier:
         self.dead_letters = dead_letters
         self.rekey = rekey
         self.clock = clock
+        self.digest_format = digest_format_from(config.digest_language, config.digest_currency)
         self.source: DigestSource | None = None
         self.sender: DigestSender | None = None
         self.counts: Counter[str] = Counter()
@@ -191,6 +193,7 @@ class DigestNotifier:
             sender=self.sender,
             backoff=self._backoff,
             max_wait=self.config.telegram_max_wait,
+            fmt=self.digest_format,
         )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from agents.notifications.digest import CafeDigest, render_digest, skip_reason
+from agents.notifications.i18n import DEFAULT_FORMAT, DigestFormat
 from agents.notifications.telegram import (
     TelegramChatMigrated,
     TelegramError,
@@ -160,13 +161,14 @@ async def deliver(
     sender: DigestSender,
     backoff: Callable[[int, float | None], float],
     max_wait: float | None = None,
+    fmt: DigestFormat = DEFAULT_FORMAT,
 ) -> Outcome:
     """Try to deliver the digest of ``job``; never raises for expected failures.
 
     ``backoff(attempt, retry_after)`` gives the delay of a retry; a part whose
     throttle slot is more than ``max_wait`` away is deferred. A 429 has paused the
     sender's budget already: the part is sent again once the pause allows, up to
-    ``MAX_RATE_LIMITS_IN_PLACE`` times, then deferred.
+    ``MAX_RATE_LIMITS_IN_PLACE`` times, then deferred. ``fmt`` is the digest's language and currency.
     """
     chat_id, parts = job.chat_id, job.parts
     if parts is None or chat_id is None:
@@ -177,7 +179,7 @@ async def deliver(
         reason = skip_reason(digest)
         if reason is not None or digest is None:
             return Skipped(reason or "cafe not found")
-        chat_id, parts = digest.chat_id, tuple(render_digest(digest))
+        chat_id, parts = digest.chat_id, tuple(render_digest(digest, fmt=fmt))
         assert chat_id is not None  # skip_reason checked it
 
     sent = job.parts_sent

@@ -13,8 +13,8 @@ from unittest.mock import AsyncMock
 import pytest
 
 from agents.notifications import agent as notifications
-from agents.notifications.digest import CafeDigest, OrderLine
 from agents.notifications.delivery import MAX_RATE_LIMITS_IN_PLACE
+from agents.notifications.digest import CafeDigest, OrderLine
 from agents.notifications.telegram import TelegramForbidden, TelegramRetryAfter, TelegramServerError
 from models.records import DigestRetry
 
