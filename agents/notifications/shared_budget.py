@@ -192,6 +192,7 @@ class SharedBudget:
         self._sleep = sleep
         self._member = f"{uuid.uuid4().hex[:12]}:"
         self._booked = 0
+        self._paused_until = -math.inf
         self.stats = BudgetStats()
 
     @property
@@ -216,6 +217,10 @@ class SharedBudget:
                 with self._counting_wait():
                     if wait > 0:
                         await self._sleep(wait)
+                    # A slot booked before this worker met a 429 waits out that pause too.
+                    if (paused := self._paused_until - self._now()) > 0:
+                        await self._sleep(paused)
+                        wait += paused
                     return wait + await leave(self._departures, self._now, self._sleep)
         self.stats.fallback_sends += 1
         with self._counting_wait():
@@ -228,6 +233,7 @@ class SharedBudget:
     async def pause(self, seconds: float) -> None:
         """Hold every send of the bot, on every worker, for ``seconds`` (a 429's ``retry_after``)."""
         self.stats.pauses += 1
+        self._paused_until = max(self._paused_until, self._now() + seconds)
         await self._fallback.pause(seconds)  # holds this worker's sends should Redis fail meanwhile
         if self._switch.mode is BudgetMode.SHARED:
             self.stats.round_trips += 1
