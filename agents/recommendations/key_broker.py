@@ -135,8 +135,5 @@ class KeyBroker:
 
     def _failed(self, exc: BaseException) -> None:
         if self._outage.failed():
-            log.warning(
-                "Redis failed (%s: %s): Gemini key states are this worker's own until it is back",
-                type(exc).__name__,
-                str(exc)[:200],
-            )
+            why = f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+            log.warning("Redis failed (%s): Gemini key states are this worker's own until it is back", why)

@@ -6,7 +6,10 @@ milliseconds of Redis's own clock (``TIME``, so workers' clocks do not matter):
 * ``blocked_until`` and ``parked`` (1: daily quota, 0: cooling): only ever lengthened,
   ``max(existing, now + delay)``, the flag going with the later block;
 * ``disabled_until``: a rejected key, for the reporting pool's ``disable_for`` (3 h by default);
-* ``tat``: the key's next paced slot (GCRA without burst) when ``key_rpm`` is set.
+* ``tat``: the key's next paced slot (GCRA without burst) when ``key_rpm`` is set. Slots are
+  ``PACE_HEADROOM`` (2 %) further apart than ``60 / key_rpm`` s: requests leave exactly spaced, but
+  network jitter brings some closer at Google's end, and a quota counted over a sliding minute would
+  then see one too many.
 
 Each hash expires when the last of its times passes. Answers come back as seconds from now, for
 the caller's monotonic clock. Every call is one round trip, bounded by ``timeout``; Redis errors
@@ -24,9 +27,10 @@ from redis.asyncio import Redis
 
 from agents.recommendations.keypool import KeyView, Verdict
 
-__all__ = ["DEFAULT_PREFIX", "SharedKeyStates", "SharedPick"]
+__all__ = ["DEFAULT_PREFIX", "PACE_HEADROOM", "SharedKeyStates", "SharedPick"]
 
 DEFAULT_PREFIX = "lunch:gemini:key:"
+PACE_HEADROOM = 0.02
 
 # KEYS: every key's hash, in pool order. ARGV[1]: pace interval in ms (0: off); ARGV[2..]: the pool
 # indexes (1-based) the caller may use now, in round-robin order. Takes the first of those neither
@@ -104,7 +108,7 @@ class SharedKeyStates:
         self, redis: Redis, *, prefix: str = DEFAULT_PREFIX, key_rpm: float = 0.0, timeout: float = 0.5
     ) -> None:
         self._prefix = prefix
-        self._interval_ms = math.ceil(60_000 / key_rpm) if key_rpm > 0 else 0  # rounded up: never faster
+        self._interval_ms = math.ceil(60_000 * (1 + PACE_HEADROOM) / key_rpm) if key_rpm > 0 else 0
         self._timeout = timeout
         self._acquire = redis.register_script(_ACQUIRE)
         self._report = redis.register_script(_REPORT)
