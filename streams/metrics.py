@@ -80,6 +80,11 @@ class LunchCollector(Collector):
                 key_state.add_metric([fingerprint, state], 1.0 if state == "ready" else 0.0)
         yield gemini
         yield key_state
+        yield CounterMetricFamily(
+            "lunch_gemini_shared_fallbacks",
+            "Gemini key leases made from this worker's own key states because Redis (the shared pool) failed",
+            value=resources.gemini.fallbacks if resources.gemini is not None else 0,
+        )
 
         batches = GaugeMetricFamily(
             "lunch_recommendation_batch_users", "Users of recent batches by state", labels=["batch", "state"]
