@@ -1,106 +1,136 @@
-"""All configuration, read from the environment in one place.
+"""All configuration, read from the environment in one place and checked when read.
 
-Secrets (the bot token, Gemini keys) are kept out of ``repr`` so a logged or
-displayed ``Settings`` never leaks them.
+Each field is declared once: its variable is its name in upper case (``digest_concurrency`` is
+``DIGEST_CONCURRENCY``), and its type, default and bounds are the field's. A blank variable means the
+default. Secrets (the bot token, Gemini keys) stay out of ``repr``, ``str`` and every error message.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Settings", "bot_id_of", "key_fingerprint"]
+from babel.numbers import list_currencies
+from croniter import croniter
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
+from streams.redaction import bot_id_of, key_fingerprint  # noqa: F401 - TODO(house): callers move to streams.redaction
+
+__all__ = ["ConfigurationError", "Settings", "load_settings"]
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def _http_base(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def _keys(value: object) -> object:
+    return tuple(k.strip() for k in value.split(",") if k.strip()) if isinstance(value, str) else value
+
+
+def _no_whitespace(value: str) -> str:
+    if any(c.isspace() for c in value):
+        raise ValueError("must contain no whitespace")
+    return value
+
+
+def _crontab(value: str) -> str:
+    if not croniter.is_valid(value):
+        raise ValueError("must be a crontab (minute hour day month weekday, e.g. '0 6 * * *')")
+    return value
+
+
+def _zone_name(value: str) -> str:
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError("must be an IANA time zone (e.g. 'Europe/Moscow')") from None
+    return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
 
 
-def bot_id_of(token: str | None) -> str:
-    """The public bot id (the part of a token before ``:``), safe to log."""
-    if not token:
-        return "none"
-    return token.split(":", 1)[0] if ":" in token else "?"
+def _currency(value: str) -> str:
+    code = value.upper()
+    if code and code not in list_currencies():
+        raise ValueError("must be empty or an ISO 4217 currency code (e.g. 'RUB', 'USD')")
+    return code
 
 
-def key_fingerprint(key: str) -> str:
-    """A short, non-reversible label of an API key, safe to log."""
-    import hashlib
+Secret = Annotated[str, AfterValidator(_no_whitespace)]
+HttpBase = Annotated[str, AfterValidator(_http_base)]
+AtLeastOne = Annotated[int, Field(ge=1)]
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
 
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
+class Settings(BaseSettings):
+    """The worker's configuration; ``Settings()`` is the defaults, ``Settings.from_env()`` the environment's."""
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
+    model_config = SettingsConfigDict(
+        frozen=True, str_strip_whitespace=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
+
     kafka_broker_url: str = "kafka://127.0.0.1:9092"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lunch"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    telegram_bot_token: str | None = field(default=None, repr=False)
-    telegram_api_base_url: str = "https://api.telegram.org"
-    gemini_api_keys: tuple[str, ...] = field(default=(), repr=False)
-    gemini_api_base_url: str = DEFAULT_GEMINI_BASE_URL
+    telegram_bot_token: Secret | None = Field(default=None, repr=False)
+    telegram_api_base_url: HttpBase = "https://api.telegram.org"
+    gemini_api_keys: Annotated[tuple[Secret, ...], BeforeValidator(_keys)] = Field(default=(), repr=False)
+    gemini_api_base_url: HttpBase = "https://generativelanguage.googleapis.com"
     gemini_model: str = "gemini-2.5-flash-lite"
-    recommendations_cron: str = "0 6 * * *"
-    timezone: str = "UTC"
-    web_port: int = 6066
+    recommendations_cron: Annotated[str, AfterValidator(_crontab)] = "0 6 * * *"
+    timezone: Annotated[str, AfterValidator(_zone_name)] = "UTC"
+    web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
     web_bind: str = "127.0.0.1"
     app_id: str = "lunch-streams"
     topic_prefix: str = ""
     # Partitions of every topic we create; must equal those of `deadline-passed`
     # (our tables are co-partitioned with it).
-    topic_partitions: int = 8
-    topic_replication: int = 1
+    topic_partitions: AtLeastOne = 8
+    topic_replication: AtLeastOne = 1
     # Telegram throttle (Bot API limits: ~30 msg/s per bot, 20 msg/min per group, 1 msg/s per chat),
     # shared through Redis by every worker that sends as one bot: the global rate is the bot's total.
-    telegram_global_rate: float = 25.0
+    telegram_global_rate: Positive = 28.0
     # Messages per second one worker sends at most while Redis (the shared budget) is unreachable.
-    telegram_fallback_rate: float = 3.0
-    telegram_group_per_minute: int = 20
-    telegram_chat_interval: float = 1.0
-    telegram_timeout: float = 10.0
+    telegram_fallback_rate: Positive = 3.0
+    telegram_group_per_minute: AtLeastOne = 20
+    telegram_chat_interval: NonNegative = 1.0
+    telegram_timeout: Positive = 10.0
     # A digest part whose throttle slot is further away than this is left for a retry.
-    telegram_max_wait: float = 5.0
-    notify_max_attempts: int = 8
+    telegram_max_wait: NonNegative = 5.0
+    notify_max_attempts: AtLeastOne = 8
     # Hours after its first attempt a digest still waiting (rate limits, outages) is given up on.
-    digest_give_up_after: float = 6.0
+    digest_give_up_after: Positive = 6.0
     # Cafes whose digests one worker prepares and sends at the same time (one event per cafe at a time).
-    digest_concurrency: int = 8
-    notify_backoff_base: float = 2.0
-    notify_backoff_max: float = 300.0
-    broker_session_timeout: float = 10.0
+    digest_concurrency: AtLeastOne = 8
+    notify_backoff_base: Positive = 2.0
+    notify_backoff_max: Positive = 300.0
+    broker_session_timeout: Positive = 10.0
     # A partition with records below its end that none of its agents has touched for this long is sought back.
-    stream_stall_after: float = 30.0
+    stream_stall_after: Positive = 30.0
     # Requests per minute each Gemini key is paced to, shared by all workers (0: not paced).
-    gemini_key_rpm: float = 0.0
-    # Language of the digest's labels (en, ru) and ISO 4217 currency of its prices (empty: bare numbers).
-    digest_language: str = "en"
-    digest_currency: str = ""
+    gemini_key_rpm: NonNegative = 0.0
+    # Language of the digest's labels and ISO 4217 currency of its prices (empty: bare numbers).
+    digest_language: Annotated[Literal["en", "ru"], BeforeValidator(_lower)] = "en"
+    digest_currency: Annotated[str, AfterValidator(_currency)] = ""
     # Users whose recommendations one worker makes at the same time.
-    recommendation_concurrency: int = 8
+    recommendation_concurrency: AtLeastOne = 8
     # How often the leader checks for a missed daily batch (seconds).
-    recommendations_check_interval: float = 60.0
+    recommendations_check_interval: Positive = 60.0
     # A running batch that hears from none of its users for this long gets its missing requests sent again.
-    recommendations_stall_after: float = 300.0
+    recommendations_stall_after: Positive = 300.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -111,52 +141,90 @@ class Settings:
         return f"{self.topic_prefix}{name}"
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the arguments: the environment is read by :meth:`from_env` alone."""
+        return (init_settings,)
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        d = cls()
+        """The settings of ``env`` (default: ``os.environ``); raises ``ConfigurationError`` on a bad value."""
+        raw = _Variables(cls, os.environ if env is None else env)()
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            raise ConfigurationError(_problems(exc, raw)) from None
 
-        def text(name: str, default: str) -> str:
-            return env.get(name, "").strip() or default
 
-        keys = tuple(k.strip() for k in env.get("GEMINI_API_KEYS", "").split(",") if k.strip())
-        settings = cls(
-            kafka_broker_url=text("KAFKA_BROKER_URL", d.kafka_broker_url),
-            database_url=text("DATABASE_URL", d.database_url),
-            redis_url=text("REDIS_URL", d.redis_url),
-            telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", "").strip() or None,
-            telegram_api_base_url=text("TELEGRAM_API_BASE_URL", d.telegram_api_base_url).rstrip("/"),
-            gemini_api_keys=keys,
-            gemini_api_base_url=text("GEMINI_API_BASE_URL", d.gemini_api_base_url).rstrip("/"),
-            gemini_model=text("GEMINI_MODEL", d.gemini_model),
-            recommendations_cron=text("RECOMMENDATIONS_CRON", d.recommendations_cron),
-            timezone=text("TIMEZONE", d.timezone),
-            web_port=_int(env, "WEB_PORT", d.web_port),
-            web_bind=text("WEB_BIND", d.web_bind),
-            app_id=text("APP_ID", d.app_id),
-            topic_prefix=env.get("TOPIC_PREFIX", "").strip(),
-            topic_partitions=_int(env, "TOPIC_PARTITIONS", d.topic_partitions),
-            topic_replication=_int(env, "TOPIC_REPLICATION", d.topic_replication),
-            telegram_global_rate=_float(env, "TELEGRAM_GLOBAL_RATE", d.telegram_global_rate),
-            telegram_fallback_rate=_float(env, "TELEGRAM_FALLBACK_RATE", d.telegram_fallback_rate),
-            telegram_group_per_minute=_int(env, "TELEGRAM_GROUP_PER_MINUTE", d.telegram_group_per_minute),
-            telegram_chat_interval=_float(env, "TELEGRAM_CHAT_INTERVAL", d.telegram_chat_interval),
-            telegram_timeout=_float(env, "TELEGRAM_TIMEOUT", d.telegram_timeout),
-            telegram_max_wait=_float(env, "TELEGRAM_MAX_WAIT", d.telegram_max_wait),
-            notify_max_attempts=_int(env, "NOTIFY_MAX_ATTEMPTS", d.notify_max_attempts),
-            digest_give_up_after=_float(env, "DIGEST_GIVE_UP_AFTER", d.digest_give_up_after),
-            digest_concurrency=_int(env, "DIGEST_CONCURRENCY", d.digest_concurrency),
-            notify_backoff_base=_float(env, "NOTIFY_BACKOFF_BASE", d.notify_backoff_base),
-            notify_backoff_max=_float(env, "NOTIFY_BACKOFF_MAX", d.notify_backoff_max),
-            broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", d.broker_session_timeout),
-            stream_stall_after=_float(env, "STREAM_STALL_AFTER", d.stream_stall_after),
-            gemini_key_rpm=_float(env, "GEMINI_KEY_RPM", d.gemini_key_rpm),
-            digest_language=text("DIGEST_LANGUAGE", d.digest_language),
-            digest_currency=env.get("DIGEST_CURRENCY", "").strip().upper(),
-            recommendation_concurrency=_int(env, "RECOMMENDATION_CONCURRENCY", d.recommendation_concurrency),
-            recommendations_check_interval=_float(
-                env, "RECOMMENDATIONS_CHECK_INTERVAL", d.recommendations_check_interval
-            ),
-            recommendations_stall_after=_float(env, "RECOMMENDATIONS_STALL_AFTER", d.recommendations_stall_after),
-        )
-        settings.zone  # noqa: B018 - fail fast on an unknown TIMEZONE
-        return settings
+class _Variables(PydanticBaseSettingsSource):
+    """Each field's variable (its name in upper case) from a mapping, stripped; blank ones are left out."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        name = field_name.upper()
+        return self._env.get(name, "").strip() or None, name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {name: self.get_field_value(f, name)[0] for name, f in self.settings_cls.model_fields.items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class ConfigurationError(ValueError):
+    """Invalid settings: ``problems`` holds one line per bad variable, with no secret in any."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = tuple(problems)
+
+
+_REASONS = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "literal_error": "must be {expected}",
+}
+
+
+def _reason(error: ErrorDetails) -> str:
+    ctx = error.get("ctx", {})
+    if error["type"] in ("value_error", "assertion_error"):
+        return str(ctx["error"])
+    template = _REASONS.get(error["type"])
+    return template.format(**ctx) if template else f"is invalid ({error['msg']})"
+
+
+def _problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+    """One line per bad variable: its name, what it must be, and the value given unless it is a secret."""
+    lines: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field in lines:
+            continue
+        line = f"{field.upper()} {_reason(error)}"
+        secret = field in Settings.model_fields and not Settings.model_fields[field].repr
+        lines[field] = f"{line} (value not shown)" if secret else f"{line}, got {raw.get(field)!r}"
+    return list(lines.values())
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """:meth:`Settings.from_env`, or one line per bad variable on stderr and exit status 2."""
+    try:
+        return Settings.from_env(env)
+    except ConfigurationError as exc:
+        for problem in exc.problems:
+            print(f"lunch-streams: invalid configuration: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
