@@ -23,8 +23,8 @@ import aiohttp
 from aiokafka.partitioner import murmur2
 
 from bench.notifications import DAY, TOKEN, fill
+from sandbox.telegram import run_in_thread
 from streams.producers import EventPublisher
-from streams.sandbox.telegram import run_in_thread
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import asyncpg
 
+from sandbox.telegram import run_in_thread
 from streams.producers import EventPublisher
-from streams.sandbox.telegram import run_in_thread
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name

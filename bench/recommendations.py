@@ -18,8 +18,8 @@ from pathlib import Path
 import asyncpg
 from redis.asyncio import Redis
 
+from sandbox.gemini import run_in_thread
 from streams.producers import EventPublisher
-from streams.sandbox.gemini import run_in_thread
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name
@@ -76,7 +76,7 @@ async def run(db: FreshDatabase, users: int, keys: int, rpm: int, latency: float
         print(f"users={users} keys={keys} rpm={rpm} latency={latency}s concurrency={concurrency}")
         print(f"succeeded={batch['succeeded']} failed={batch['failed']} skipped={batch['skipped']}")
         print(f"wall {wall:.1f}s, ideal N/(K*R) {ideal:.1f}s, ratio {wall / ideal:.2f}")
-        answers = fake.requests()
+        answers = fake.requests
         print(f"sandbox answers: {len(answers)} requests, {sum(r.status == 429 for r in answers)} x 429")
     finally:
         worker.stop()

@@ -23,7 +23,7 @@ if [ -z "${TELEGRAM_BOT_TOKEN:-}" ]; then
   port="${SANDBOX_TELEGRAM_PORT:-8081}"
   export TELEGRAM_BOT_TOKEN="1000000001:sandbox-demo-token"
   export TELEGRAM_API_BASE_URL="http://127.0.0.1:$port"
-  $py -m streams.sandbox.telegram --port "$port" &
+  $py -m sandbox.telegram --port "$port" &
   pids+=($!)
   echo "demo: no TELEGRAM_BOT_TOKEN given: digests go to the sandbox Telegram on port $port"
 fi
@@ -31,7 +31,7 @@ if [ -z "${GEMINI_API_KEYS:-}" ]; then
   port="${SANDBOX_GEMINI_PORT:-8082}"
   export GEMINI_API_KEYS="sandbox-demo-key"
   export GEMINI_API_BASE_URL="http://127.0.0.1:$port"
-  $py -m streams.sandbox.gemini --port "$port" &
+  $py -m sandbox.gemini --port "$port" &
   pids+=($!)
   echo "demo: no GEMINI_API_KEYS given: recommendations come from the sandbox Gemini on port $port"
 fi

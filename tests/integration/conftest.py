@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.sandbox.telegram import SandboxThread, run_in_thread
+from sandbox.telegram import TelegramThread, run_in_thread
 from streams.settings import Settings
 from tests.integration.factory import Factory
 from tests.integration.harness import APP_IDS, WORKER_LOGS, WorkerProcess, free_port, log_excerpt, unique_name
@@ -70,7 +70,7 @@ async def factory(test_database_url: str):
 
 
 @pytest.fixture(scope="module")
-def telegram() -> Iterator[SandboxThread]:
+def telegram() -> Iterator[TelegramThread]:
     """A fake Bot API enforcing Telegram's rate limits, so any 429 we did not script shows."""
     fake = run_in_thread(expected_token=BOT_TOKEN, enforce_limits=True)
     yield fake
@@ -103,7 +103,7 @@ def start_worker(env: dict[str, str], tmp: Path) -> WorkerProcess:
 
 
 @pytest.fixture(scope="module")
-def worker(test_database_url: str, telegram: SandboxThread, tmp_path_factory) -> Iterator[WorkerProcess]:
+def worker(test_database_url: str, telegram: TelegramThread, tmp_path_factory) -> Iterator[WorkerProcess]:
     env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=telegram.base_url)
     proc = start_worker(env, tmp_path_factory.mktemp("worker"))
     yield proc

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
+from sandbox.telegram import run_in_thread
 from streams.producers import EventPublisher
-from streams.sandbox.telegram import run_in_thread
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, start_worker, worker_env
 from tests.integration.harness import WorkerProcess, eventually, free_port

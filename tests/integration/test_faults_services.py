@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from sandbox.gemini import run_in_thread as run_gemini
+from sandbox.telegram import run_in_thread as run_telegram
 from streams.producers import EventPublisher
-from streams.sandbox.gemini import run_in_thread as run_gemini
-from streams.sandbox.telegram import run_in_thread as run_telegram
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, start_worker, worker_env
 from tests.integration.harness import REPO, eventually

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from agents.recommendations.gemini import GeminiRecommender
 from agents.recommendations.keypool import DISABLE_FOR, KeyState, Verdict, next_quota_reset
 from agents.recommendations.shared_keys import PACE_HEADROOM, SharedKeyStates
-from streams.sandbox import gemini as sandbox
+from sandbox import gemini as sandbox
 from streams.settings import key_fingerprint
 from tests.integration.harness import free_port, unique_name
 

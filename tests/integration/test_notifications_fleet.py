@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiokafka.partitioner import murmur2
 
-from streams.sandbox.telegram import Reply, SandboxThread, run_in_thread
+from sandbox.telegram import Reply, TelegramThread, run_in_thread
 from tests.integration.conftest import BOT_TOKEN, worker_env
 from tests.integration.harness import WorkerProcess, eventually, free_port
 from tests.integration.test_faults_notifications import (
@@ -36,14 +36,14 @@ FALLBACK_RATE = 2.0
 
 
 @pytest.fixture(scope="module")
-def bot_api() -> Iterator[SandboxThread]:
+def bot_api() -> Iterator[TelegramThread]:
     fake = run_in_thread(expected_token=BOT_TOKEN, enforce_limits=True)
     yield fake
     fake.stop()
 
 
 @pytest.fixture(scope="module")
-def fleet(test_database_url: str, bot_api: SandboxThread, tmp_path_factory) -> Iterator[list[WorkerProcess]]:
+def fleet(test_database_url: str, bot_api: TelegramThread, tmp_path_factory) -> Iterator[list[WorkerProcess]]:
     """Three workers of one app and one bot, started one after another; only test settings are overridden."""
     env = worker_env(
         test_database_url,

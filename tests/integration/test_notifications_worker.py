@@ -9,8 +9,8 @@ from datetime import date
 
 import pytest
 
+from sandbox.telegram import Reply
 from streams.producers import EventPublisher
-from streams.sandbox.telegram import Reply
 from tests.integration.harness import eventually
 from tests.integration.kafka_io import read_topic
 

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandbox.telegram import Reply
 from streams.producers import EventPublisher
-from streams.sandbox.telegram import Reply
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN
 from tests.integration.harness import REPO, eventually

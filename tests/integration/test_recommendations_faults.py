@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from sandbox.gemini import invalid_key, rate_limited, run_in_thread
 from streams.producers import EventPublisher
-from streams.sandbox.gemini import invalid_key, rate_limited, run_in_thread
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.conftest import start_worker, worker_env
@@ -76,7 +76,7 @@ async def test_every_key_exhausted_stops_the_batch_and_skips_the_rest(database, 
         assert batch["stopped_reason"].startswith("all Gemini keys exhausted")
         assert (batch["total"], batch["succeeded"], batch["failed"], batch["skipped"]) == (4, 0, 0, 4)
         assert "every Gemini key is exhausted" in worker.logs()
-        assert len(gemini.requests()) == 2  # one per key, then nothing more
+        assert len(gemini.requests) == 2  # one per key, then nothing more
         assert [await cached(redis, u.id) for u in users] == [None] * 4
     finally:
         worker.stop()
@@ -135,7 +135,7 @@ async def test_two_workers_share_a_batch_and_a_killed_one_loses_no_user(database
         # can hold back a record fetched mid-rebalance until the next rebalance (see README).
         await eventually(lambda: first.logs().count("Recovery]: Worker ready") >= 2, 30)
         await trigger(env)
-        await eventually(lambda: len(gemini.requests()) >= 6, 30)
+        await eventually(lambda: len(gemini.requests) >= 6, 30)
         second.kill()  # kill -9 in the middle of the batch
         port = int(env["WEB_PORT"])
         [batch] = await eventually(lambda: _finished(port), 60)
@@ -143,7 +143,7 @@ async def test_two_workers_share_a_batch_and_a_killed_one_loses_no_user(database
         assert batch["succeeded"] + batch["skipped"] == 24
         assert all([await cached(redis, u.id) for u in users])
         # Paid twice only for a user killed between Gemini's answer and the cache write.
-        assert len(gemini.requests()) <= 24 + 1
+        assert len(gemini.requests) <= 24 + 1
     finally:
         second.kill()
         first.stop()
@@ -164,9 +164,9 @@ async def test_a_worker_killed_mid_batch_finishes_it_after_restart(database, fac
     worker = start_worker(env, tmp_path)
     try:
         await trigger(env)
-        await eventually(lambda: len(gemini.requests()) >= 6, 30)
+        await eventually(lambda: len(gemini.requests) >= 6, 30)
         worker.kill()  # kill -9 in the middle of the batch
-        asked_before = len(gemini.requests())
+        asked_before = len(gemini.requests)
         assert asked_before < 24, "the batch was over before the kill: nothing was tested"
         worker.start()
         [batch] = await eventually(lambda: _finished(int(env["WEB_PORT"])), 60)
@@ -174,7 +174,7 @@ async def test_a_worker_killed_mid_batch_finishes_it_after_restart(database, fac
         assert batch["succeeded"] + batch["skipped"] == 24
         assert all([await cached(redis, u.id) for u in users])
         # Paid twice only for users in flight at the kill: asked, but the answer not yet cached and counted.
-        asked_twice = len(gemini.requests()) - 24
+        asked_twice = len(gemini.requests) - 24
         print(f"killed after {asked_before} Gemini requests; users asked twice: {asked_twice}")
         assert asked_twice <= 2 * concurrency
     finally:

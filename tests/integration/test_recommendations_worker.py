@@ -9,8 +9,8 @@ import pytest
 from redis.asyncio import Redis
 
 from agents.recommendations.cache import TTL_SECONDS
+from sandbox.gemini import answer, rate_limited, run_in_thread, unavailable
 from streams.producers import EventPublisher
-from streams.sandbox.gemini import answer, rate_limited, run_in_thread, unavailable
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.conftest import start_worker, worker_env
@@ -115,7 +115,7 @@ async def test_only_active_users_get_a_validated_cached_recommendation(clean, wo
     assert TTL_SECONDS - 30 < ttl <= TTL_SECONDS
     for user in (few, cancelled, old):
         assert await cached(redis, user.id) is None
-    [request] = gemini.requests()
+    [request] = gemini.requests
     assert "Alice <b>" not in request.prompt  # user text is neutralised inside the data fence
     assert "note 0 of Alice" in request.prompt
 
@@ -134,7 +134,7 @@ async def test_server_errors_are_retried_on_another_key(clean, worker, settings,
     gemini.script(unavailable())
     batch = await finished_batch(settings.web_port, await request_batch(settings))
     assert (batch["succeeded"], batch["failed"]) == (1, 0)
-    first, second = gemini.requests()
+    first, second = gemini.requests
     assert (first.status, second.status) == (503, 200) and first.key != second.key
     assert await cached(redis, user.id) is not None
 
@@ -144,7 +144,7 @@ async def test_no_active_users_ends_the_batch_at_once(clean, worker, settings, f
     batch = await finished_batch(settings.web_port, await request_batch(settings))
     assert (batch["total"], batch["succeeded"], batch["failed"], batch["skipped"]) == (0, 0, 0, 0)
     assert batch["status"] == "finished"
-    assert gemini.requests() == []
+    assert gemini.requests == []
 
 
 async def test_a_second_trigger_the_same_day_does_not_pay_twice(clean, worker, settings, factory, redis, gemini):
@@ -153,7 +153,7 @@ async def test_a_second_trigger_the_same_day_does_not_pay_twice(clean, worker, s
     assert first["succeeded"] == 2
     second = await finished_batch(settings.web_port, await request_batch(settings))
     assert (second["total"], second["succeeded"], second["skipped"]) == (2, 0, 2)
-    assert len(gemini.requests()) == 2
+    assert len(gemini.requests) == 2
     assert all([await cached(redis, u.id) for u in users])
 
 
@@ -194,6 +194,6 @@ async def test_per_minute_rate_limit_cools_one_key_and_another_serves(clean, wor
     gemini.script(rate_limited("1s"))
     batch = await finished_batch(settings.web_port, await request_batch(settings))
     assert (batch["succeeded"], batch["failed"]) == (1, 0)
-    first, second = gemini.requests()
+    first, second = gemini.requests
     assert (first.status, second.status) == (429, 200) and first.key != second.key
     assert await cached(redis, user.id) is not None

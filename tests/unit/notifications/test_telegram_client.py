@@ -24,7 +24,7 @@ from agents.notifications.telegram import (
     TelegramTransportError,
     TelegramUnauthorized,
 )
-from streams.sandbox.telegram import Reply, SandboxTelegram, html_problem, run_in_thread
+from sandbox.telegram import Reply, SandboxTelegram, html_problem, run_in_thread
 
 SECRET = "AAH-s3cr3t_TokenPart-0123456789abcdef"
 TOKEN = f"123456:{SECRET}"

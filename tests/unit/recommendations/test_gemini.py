@@ -21,7 +21,7 @@ from agents.recommendations.gemini import (
     parse_duration,
 )
 from agents.recommendations.keypool import AllKeysExhausted
-from streams.sandbox import gemini as sandbox
+from sandbox import gemini as sandbox
 from streams.settings import key_fingerprint
 
 KEY_A = "AIzaSyA-test-secret-key-aaaaaaaaaaaaaa"
@@ -304,7 +304,7 @@ def test_thread_runner_serves_the_sync_sdk_client():
         )
         assert response.parsed == Recommendation(summary="You like soup.", tips=["Try the vegan box."])
         assert response.usage_metadata.total_token_count >= 1
-        (request,) = handle.requests()
+        (request,) = handle.requests
         assert (request.key, request.model, request.prompt, request.status) == (FP_A, MODEL, "hello", 200)
         client.close()
     finally:

@@ -6,11 +6,11 @@ failures (429, migration, 400/401/403/404, 5xx with an HTML page, slow answers).
 Optional checks: the expected token (401, or 404 for a malformed one), Telegram's
 HTML subset and the 4096-character limit (400), and the rate limits (429).
 
-Three ways to run it::
+Three ways to run it (the same API as :mod:`sandbox.gemini`)::
 
-    async with SandboxTelegram() as fake: ...          # inside an event loop
-    with run_in_thread() as fake: ...                  # from synchronous code
-    python -m streams.sandbox.telegram --port 8081     # prints what the bot sends
+    async with SandboxTelegram() as fake: ...  # in the test's event loop: fake.base_url, .script(), .messages
+    with run_in_thread() as fake: ...          # from sync code: the same names, run on the server's thread
+    python -m sandbox.telegram --port 8081     # prints what the bot sends
 
 No access log is written: request paths carry the token.
 """
@@ -32,9 +32,9 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from streams.sandbox._thread import ServerThread
+from sandbox._thread import ServerThread
 
-__all__ = ["ReceivedMessage", "Reply", "SandboxTelegram", "SandboxThread", "html_problem", "run_in_thread"]
+__all__ = ["ReceivedMessage", "Reply", "SandboxTelegram", "TelegramThread", "html_problem", "run_in_thread"]
 
 _TOKEN_SHAPE = re.compile(r"\d+:[\w-]+")
 _MARKUP = re.compile(r"<[^<>]*>|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);|[<&]")
@@ -154,7 +154,7 @@ class ReceivedMessage:
 class SandboxTelegram:
     """The fake Bot API; ``base_url`` is valid between ``start()`` and ``stop()``.
 
-    Not thread-safe: touch it from its own loop (``SandboxThread`` does so for other threads).
+    Not thread-safe: touch it from its own loop (``run_in_thread`` does so for other threads).
     """
 
     def __init__(
@@ -342,53 +342,12 @@ def _answer(reply: Reply) -> web.Response:
     return web.json_response(dict(reply.body or {}), status=reply.status)
 
 
-class SandboxThread:
-    """A ``SandboxTelegram`` served from its own event loop in a daemon thread (for sync code)."""
-
-    def __init__(self, server: SandboxTelegram) -> None:
-        self.server = server
-        self._runner = ServerThread(server, name="sandbox-telegram").start()
-        self.base_url = server.base_url
-
-    @property
-    def messages(self) -> tuple[ReceivedMessage, ...]:
-        """Every ``sendMessage`` received so far (a snapshot taken on the server's loop)."""
-        return self._runner.call(lambda fake: fake.messages)
-
-    @property
-    def requests(self) -> int:
-        return self._runner.call(lambda fake: fake.requests)
-
-    def script(self, chat_id: int, *replies: Reply) -> None:
-        self._runner.call(lambda fake: fake.script(chat_id, *replies))
-
-    def outage(self, seconds: float, reply: Reply | None = None) -> None:
-        self._runner.call(lambda fake: fake.outage(seconds, reply))
-
-    def wait_for(self, count: int, within: float = 10.0) -> tuple[ReceivedMessage, ...]:
-        """Block until ``count`` messages were delivered; return them."""
-        deadline = time.monotonic() + within
-        while len(found := self._runner.call(SandboxTelegram.delivered)) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(found)} of {count} messages delivered in {within} s")
-            time.sleep(0.01)
-        return found
-
-    def stop(self) -> None:
-        self._runner.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+TelegramThread = ServerThread[SandboxTelegram]
 
 
-def run_in_thread(**options: Any) -> SandboxThread:
-    """Start a ``SandboxTelegram(**options)`` in a background thread; ``stop()`` it when done."""
-    return SandboxThread(SandboxTelegram(**options))
+def run_in_thread(**options: Any) -> TelegramThread:
+    """Start ``SandboxTelegram(**options)`` in a daemon thread; ``stop()`` it (or use ``with``) when done."""
+    return ServerThread(SandboxTelegram(**options), name="sandbox-telegram").start()
 
 
 def _print_message(raw: bool) -> Callable[[ReceivedMessage], None]:

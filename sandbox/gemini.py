@@ -7,11 +7,11 @@ all (:func:`answer`, :func:`default`, :func:`rate_limited`, :func:`invalid_key`,
 :func:`error`).
 Every request is recorded with the key's fingerprint only.
 
-Three ways to use it::
+Three ways to run it (the same API as :mod:`sandbox.telegram`)::
 
-    async with SandboxGemini() as fake: ...           # in the test's event loop; fake.base_url
-    with run_in_thread() as handle: ...               # sync code: handle.base_url, .requests(), .script()
-    python -m streams.sandbox.gemini --port 8082      # by hand; prints each request
+    async with SandboxGemini() as fake: ...    # in the test's event loop: fake.base_url, .script(), .requests
+    with run_in_thread() as fake: ...          # from sync code: the same names, run on the server's thread
+    python -m sandbox.gemini --port 8082       # by hand; prints each request
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from agents.recommendations.advice import DATA_CLOSE, DATA_OPEN
-from streams.sandbox._thread import ServerThread
+from sandbox._thread import ServerThread
 from streams.settings import key_fingerprint
 
 __all__ = [
@@ -144,7 +144,10 @@ class RecordedRequest:
 
 
 class SandboxGemini:
-    """The fake server; its state is touched only on its own event loop (see :class:`GeminiThread`)."""
+    """The fake server; ``base_url`` is valid between ``start()`` and ``stop()``.
+
+    Not thread-safe: touch it from its own loop (``run_in_thread`` does so for other threads).
+    """
 
     def __init__(
         self,
@@ -201,10 +204,6 @@ class SandboxGemini:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def run_in_thread(self) -> GeminiThread:
-        """Serve from a daemon thread with its own loop; for sync code and plain pytest tests."""
-        return GeminiThread(self)
-
     def _choose(self, fp: str | None) -> Reply:
         if fp is None:
             return error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.")
@@ -258,35 +257,12 @@ class SandboxGemini:
         return web.json_response(payload, status=reply.status)
 
 
-class GeminiThread:
-    """Handle on a :class:`SandboxGemini` served from a thread: thread-safe scripting and snapshots."""
-
-    def __init__(self, fake: SandboxGemini) -> None:
-        self._runner = ServerThread(fake, name="sandbox-gemini").start()
-        self.base_url = fake.base_url
-
-    def requests(self) -> list[RecordedRequest]:
-        return self._runner.call(lambda fake: list(fake.requests))
-
-    def script(self, *replies: Reply, key: str | None = None) -> None:
-        self._runner.call(lambda fake: fake.script(*replies, key=key))
-
-    def reset(self) -> None:
-        self._runner.call(SandboxGemini.reset)
-
-    def stop(self) -> None:
-        self._runner.stop()
-
-    def __enter__(self) -> GeminiThread:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+GeminiThread = ServerThread[SandboxGemini]
 
 
 def run_in_thread(**options: Any) -> GeminiThread:
-    """Start ``SandboxGemini(**options)`` in a daemon thread; stop the handle (or use ``with``) when done."""
-    return GeminiThread(SandboxGemini(**options))
+    """Start ``SandboxGemini(**options)`` in a daemon thread; ``stop()`` it (or use ``with``) when done."""
+    return ServerThread(SandboxGemini(**options), name="sandbox-gemini").start()
 
 
 async def _serve(args: argparse.Namespace) -> None:
