@@ -134,6 +134,7 @@ class Settings(BaseSettings):
 
     @property
     def zone(self) -> ZoneInfo:
+        """``TIMEZONE`` as a time zone."""
         return ZoneInfo(self.timezone)
 
     def topic(self, name: str) -> str:
@@ -159,7 +160,7 @@ class Settings(BaseSettings):
         try:
             return cls(**raw)
         except ValidationError as exc:
-            raise ConfigurationError(_problems(exc, raw)) from None
+            raise ConfigurationError(_problems(exc, raw, cls)) from None
 
 
 class _Variables(PydanticBaseSettingsSource):
@@ -189,10 +190,8 @@ class ConfigurationError(ValueError):
 _REASONS = {
     "greater_than": "must be > {gt}",
     "greater_than_equal": "must be >= {ge}",
-    "less_than": "must be < {lt}",
     "less_than_equal": "must be <= {le}",
     "int_parsing": "must be an integer",
-    "int_from_float": "must be an integer",
     "float_parsing": "must be a number",
     "finite_number": "must be a finite number",
     "literal_error": "must be {expected}",
@@ -201,22 +200,22 @@ _REASONS = {
 
 def _reason(error: ErrorDetails) -> str:
     ctx = error.get("ctx", {})
-    if error["type"] in ("value_error", "assertion_error"):
+    if error["type"] == "value_error":
         return str(ctx["error"])
     template = _REASONS.get(error["type"])
     return template.format(**ctx) if template else f"is invalid ({error['msg']})"
 
 
-def _problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+def _problems(exc: ValidationError, raw: Mapping[str, Any], settings_cls: type[BaseSettings]) -> list[str]:
     """One line per bad variable: its name, what it must be, and the value given unless it is a secret."""
+    secrets = {name for name, field in settings_cls.model_fields.items() if not field.repr}
     lines: dict[str, str] = {}
     for error in exc.errors(include_url=False, include_input=False):
         field = str(error["loc"][0]) if error["loc"] else ""
         if field in lines:
             continue
         line = f"{field.upper()} {_reason(error)}"
-        secret = field in Settings.model_fields and not Settings.model_fields[field].repr
-        lines[field] = f"{line} (value not shown)" if secret else f"{line}, got {raw.get(field)!r}"
+        lines[field] = f"{line} (value not shown)" if field in secrets else f"{line}, got {raw.get(field)!r}"
     return list(lines.values())
 
 
