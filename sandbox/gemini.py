@@ -30,7 +30,7 @@ from aiohttp import web
 
 from agents.recommendations.advice import DATA_CLOSE, DATA_OPEN
 from sandbox._thread import ServerThread
-from streams.settings import key_fingerprint
+from streams.redaction import key_fingerprint
 
 __all__ = [
     "GeminiThread",
