@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 import faust
 
 __all__ = [
+    "USER_OUTCOMES",
     "BatchProgress",
     "BatchTrigger",
     "DailyTask",
@@ -23,7 +25,9 @@ __all__ = [
     "DeadlinePassed",
     "DigestRetry",
     "InvalidEvent",
+    "ProgressKind",
     "RecommendationRequest",
+    "TriggerReason",
     "dead_letter",
     "key_text",
     "parse_daily_task",
@@ -79,16 +83,25 @@ class DigestRetry(faust.Record, serializer="json"):
     first_attempt_at: float | None = None  # epoch seconds; None in records written before it existed
 
 
+class TriggerReason(StrEnum):
+    MANUAL = "manual"  # a generate_recommendations daily task: a batch starts at once
+    SCHEDULED = "scheduled"  # the crontab fired: the day's batch starts unless it ran
+    TICK = "tick"  # the leader's periodic check: a missed scheduled batch catches up
+
+
 class BatchTrigger(faust.Record, serializer="json"):
-    """Asks the batch planner to consider a run: ``tick``/``scheduled`` (timer, crontab) or ``manual``.
+    """Asks the batch planner to consider a run.
 
     ``source`` names the ``daily-tasks`` record (topic:partition:offset) behind a manual trigger,
     so that the record delivered again after a crash starts no second batch.
     """
 
-    reason: str
+    reason: TriggerReason
     requested_at: str | None = None
     source: str | None = None
+
+    def __post_init__(self) -> None:
+        self.reason = TriggerReason(self.reason)
 
 
 class RecommendationRequest(faust.Record, serializer="json"):
@@ -99,22 +112,35 @@ class RecommendationRequest(faust.Record, serializer="json"):
     day: str  # ISO date the batch is for, in TIMEZONE
 
 
-class BatchProgress(faust.Record, serializer="json"):
-    """A change to a batch's counts (key: batch id).
+class ProgressKind(StrEnum):
+    STARTED = "started"  # with ``total``, ``day`` and ``trigger``
+    SUCCEEDED = "succeeded"  # one per user
+    FAILED = "failed"  # one per user
+    SKIPPED = "skipped"  # one per user
+    STOPPED = "stopped"  # every Gemini key exhausted: the rest is skipped
+    RESENT = "resent"  # ``total`` requests of a stalled batch sent again
+    ABANDONED = "abandoned"  # the users still missing after every resend: counted as failed
+    SWEEP = "sweep"  # the leader's periodic check: the counter resends stalled batches' missing users
 
-    ``started`` (with ``total``), one ``succeeded``/``failed``/``skipped`` per user,
-    ``stopped`` (keys exhausted), ``resent`` (``total`` requests sent again for a
-    stalled batch) and ``abandoned`` (the users still missing after every resend).
-    """
+
+#: Kinds that account for one user of a batch.
+USER_OUTCOMES = frozenset({ProgressKind.SUCCEEDED, ProgressKind.FAILED, ProgressKind.SKIPPED})
+
+
+class BatchProgress(faust.Record, serializer="json"):
+    """A change to a batch's counts (key: batch id; ``sweep`` records carry no batch's)."""
 
     batch_id: str
-    kind: str
+    kind: ProgressKind
     at: float  # epoch seconds
     total: int = 0
     day: str | None = None
     trigger: str | None = None
     user_id: int | None = None
     reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self.kind = ProgressKind(self.kind)
 
 
 class DeadLetter(faust.Record, serializer="json"):

@@ -40,8 +40,8 @@ web_port="${WEB_PORT:-6066}"
 (
   for _ in $(seq 1 120); do
     if (echo > "/dev/tcp/127.0.0.1/$web_port") 2>/dev/null; then
-      $py -m streams.demo deadline
-      $py -m streams.demo task
+      $py -m sandbox.demo deadline
+      $py -m sandbox.demo task
       exit 0
     fi
     sleep 0.5

@@ -1,30 +1,23 @@
 """The Faust application: ``faust -A streams.app worker -l info``.
 
 Configured only by the environment (see ``streams.settings``). No I/O happens at
-import: connections open when the worker starts (``streams.resources``).
+import: connections open when the worker starts (``streams.worker``, the wiring).
 """
 
 from __future__ import annotations
 
 import faust
 
-from streams.settings import Settings
+from streams.settings import load_settings
 
 __all__ = ["app", "main", "settings"]
 
-settings = Settings.from_env()
+settings = load_settings()
 
 app = faust.App(
     settings.app_id,
     broker=settings.kafka_broker_url,
-    autodiscover=(
-        "agents",
-        "streams.resources",
-        "streams.commands",
-        "streams.web",
-        "streams.metrics",
-        "streams.rebalance",
-    ),
+    autodiscover=("streams.worker", "streams.commands", "streams.web", "streams.metrics"),
     origin="streams",
     store="memory://",
     timezone=settings.zone,

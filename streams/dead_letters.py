@@ -1,4 +1,7 @@
-"""Replaying the dead-letter topic: what each letter becomes, and the replay loop.
+"""Dead letters: writing them (one path for every agent) and replaying them.
+
+``DeadLetterSink`` publishes letters and counts them; ``decode_or_dead_letter`` is
+the one way an agent turns a raw external event into a record or a dead letter.
 
 A digest that failed (or a deadline event that hit an internal error) goes back
 as a ``DigestRetry`` with ``replay=True``: it starts over at attempt 1 unless it
@@ -11,18 +14,59 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faust.types import EventT
 
-from models.records import DigestRetry, InvalidEvent, parse_daily_task, parse_deadline_passed
-from streams.producers import bootstrap_servers
+from models.records import (
+    DeadLetter,
+    DigestRetry,
+    InvalidEvent,
+    parse_daily_task,
+    parse_deadline_passed,
+    rejected_event,
+)
+from streams.kafka_admin import bootstrap_servers
 from streams.settings import Settings
 
-__all__ = ["Replay", "plan_replay", "replay_dead_letters"]
+__all__ = ["DeadLetterSink", "Replay", "decode_or_dead_letter", "plan_replay", "replay_dead_letters"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class DeadLetterSink:
+    """Publishes dead letters to the ``dead-letters`` topic and counts them (one sink per capability)."""
+
+    def __init__(self, topic: faust.TopicT) -> None:
+        self.topic = topic
+        self.count = 0
+
+    async def send(self, letter: DeadLetter) -> None:
+        self.count += 1
+        await self.topic.send(key=letter.key or "", value=letter)
+
+
+async def decode_or_dead_letter(event: EventT, parse: Callable[[bytes], T], sink: DeadLetterSink) -> T | None:
+    """The record in a raw external event, or None once a malformed one is logged and dead-lettered."""
+    try:
+        return parse(event.value)
+    except InvalidEvent as exc:
+        message = event.message
+        log.warning(
+            "%s: malformed event at partition %s offset %s: %s -> dead letter",
+            message.topic,
+            message.partition,
+            message.offset,
+            exc,
+        )
+        await sink.send(rejected_event(event, str(exc)))
+        return None
 
 
 @dataclass(frozen=True, slots=True)

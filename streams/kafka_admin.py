@@ -16,9 +16,22 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-__all__ = ["TopicLayoutError", "TopicSpec", "ensure_topics"]
+__all__ = ["TopicLayoutError", "TopicSpec", "bootstrap_servers", "ensure_topics"]
 
 log = logging.getLogger(__name__)
+
+
+def bootstrap_servers(broker_url: str) -> list[str]:
+    """``kafka://h1:9092,kafka://h2:9092`` (Faust's form) → ``["h1:9092", "h2:9092"]``."""
+    servers = []
+    for part in broker_url.split(","):
+        part = part.strip()
+        if "://" in part:
+            part = part.split("://", 1)[1]
+        if part:
+            servers.append(part.rstrip("/"))
+    return servers
+
 
 
 class TopicLayoutError(RuntimeError):

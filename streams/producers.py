@@ -14,21 +14,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from streams.kafka_admin import bootstrap_servers
 from streams.settings import Settings
 
-__all__ = ["EventPublisher", "bootstrap_servers"]
-
-
-def bootstrap_servers(broker_url: str) -> list[str]:
-    """``kafka://h1:9092,kafka://h2:9092`` (Faust's form) → ``["h1:9092", "h2:9092"]``."""
-    servers = []
-    for part in broker_url.split(","):
-        part = part.strip()
-        if "://" in part:
-            part = part.split("://", 1)[1]
-        if part:
-            servers.append(part.rstrip("/"))
-    return servers
+__all__ = ["EventPublisher"]
 
 
 class EventPublisher:

@@ -15,7 +15,7 @@ for a gap in the log and commits over records it never handed to an agent.
    whose committed offset is below its end, with no message of its topic in flight,
    and whose committed offset has not moved for ``stall_after`` seconds, is sought
    back to its committed offset. Records processed after the gap come again; the
-   agents must be idempotent, so they cost ignored duplicates. It also restarts a
+   handlers must be idempotent, so they cost ignored duplicates. It also restarts a
    consumer flow left stopped outside any rebalance for as long, in the sound order
    (stop flow, seek to committed, clear the buffers, resume flow), and warns while a
    rebalance lasts longer than that, each time that long again.

@@ -21,8 +21,6 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from streams.redaction import bot_id_of, key_fingerprint  # noqa: F401 - TODO(house): callers move to streams.redaction
-
 __all__ = ["ConfigurationError", "Settings", "load_settings"]
 
 
@@ -118,7 +116,7 @@ class Settings(BaseSettings):
     notify_backoff_base: Positive = 2.0
     notify_backoff_max: Positive = 300.0
     broker_session_timeout: Positive = 10.0
-    # A partition with records below its end that none of its agents has touched for this long is sought back.
+    # A partition with records below its end that no stream handler has touched for this long is sought back.
     stream_stall_after: Positive = 30.0
     # Requests per minute each Gemini key is paced to, shared by all workers (0: not paced).
     gemini_key_rpm: NonNegative = 0.0

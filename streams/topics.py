@@ -1,4 +1,4 @@
-"""Every topic, named once. Names get ``TOPIC_PREFIX`` in front.
+"""Every topic, declared once with its spec. Names get ``TOPIC_PREFIX`` in front.
 
 External topics (written by the backend) carry plain JSON and are consumed as raw
 bytes, then decoded by ``models.records``. Internal topics carry our records.
@@ -7,9 +7,17 @@ so the notification table is co-partitioned with both its sources. The batch
 planner's and the batch counter's topics have one partition each: one agent
 instance owns all batches (and their tables), while the per-user requests fan
 out over every partition and worker.
+
+:func:`topic_specs` lists what the worker creates at start (``kafka_admin``):
+every topic declared here and every table's changelog, so a topic cannot be
+declared without its spec.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+import faust
 
 from models.records import BatchProgress, BatchTrigger, DeadLetter, DigestRetry, RecommendationRequest
 from streams.app import app, settings
@@ -26,77 +34,35 @@ __all__ = [
     "topic_specs",
 ]
 
-deadline_passed_topic = app.topic(
-    settings.topic("deadline-passed"),
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.topic_partitions,
-    internal=True,  # declared (created if missing) with our partition count
-)
-
-digest_retries_topic = app.topic(
-    settings.topic("digest-retries"),
-    key_type=str,
-    value_type=DigestRetry,
-    partitions=settings.topic_partitions,
-    internal=True,
-)
-
-dead_letters_topic = app.topic(
-    settings.topic("dead-letters"),
-    key_type=str,
-    value_type=DeadLetter,
-    partitions=settings.topic_partitions,
-    internal=True,
-)
+_SPECS: list[TopicSpec] = []
 
 
-daily_tasks_topic = app.topic(
-    settings.topic("daily-tasks"),
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.topic_partitions,
-    internal=True,
-)
+def _declare(name: str, *, partitions: int | None = None, strict: bool = True, **types: Any) -> faust.TopicT:
+    """Declare topic ``name`` (``TOPIC_PARTITIONS`` partitions unless given) and record its spec.
 
-batch_triggers_topic = app.topic(
-    settings.topic("recommendation-triggers"),
-    key_type=str,
-    value_type=BatchTrigger,
-    partitions=1,
-    internal=True,
-)
+    ``strict``: its partition count must match (it feeds or mirrors a co-partitioned table).
+    """
+    count = partitions or settings.topic_partitions
+    topic = app.topic(settings.topic(name), partitions=count, internal=True, **types)
+    _SPECS.append(TopicSpec(topic.get_topic_name(), count, strict=strict))
+    return topic
 
-recommendation_requests_topic = app.topic(
-    settings.topic("recommendation-requests"),
-    key_type=str,
-    value_type=RecommendationRequest,
-    partitions=settings.topic_partitions,
-    internal=True,
-)
 
-batch_progress_topic = app.topic(
-    settings.topic("recommendation-batch-progress"),
-    key_type=str,
-    value_type=BatchProgress,
-    partitions=1,
-    internal=True,
+deadline_passed_topic = _declare("deadline-passed", key_serializer="raw", value_serializer="raw")
+digest_retries_topic = _declare("digest-retries", key_type=str, value_type=DigestRetry)
+dead_letters_topic = _declare("dead-letters", strict=False, key_type=str, value_type=DeadLetter)
+daily_tasks_topic = _declare("daily-tasks", strict=False, key_serializer="raw", value_serializer="raw")
+batch_triggers_topic = _declare("recommendation-triggers", partitions=1, key_type=str, value_type=BatchTrigger)
+recommendation_requests_topic = _declare(
+    "recommendation-requests", strict=False, key_type=str, value_type=RecommendationRequest
 )
+batch_progress_topic = _declare("recommendation-batch-progress", partitions=1, key_type=str, value_type=BatchProgress)
 
 
 def topic_specs() -> list[TopicSpec]:
     """Every topic the worker uses, table changelogs included, as created at start-up."""
-    n = settings.topic_partitions
-    specs = [
-        TopicSpec(deadline_passed_topic.get_topic_name(), n),
-        TopicSpec(digest_retries_topic.get_topic_name(), n),
-        TopicSpec(dead_letters_topic.get_topic_name(), n, strict=False),
-        TopicSpec(daily_tasks_topic.get_topic_name(), n, strict=False),
-        TopicSpec(batch_triggers_topic.get_topic_name(), 1),
-        TopicSpec(recommendation_requests_topic.get_topic_name(), n, strict=False),
-        TopicSpec(batch_progress_topic.get_topic_name(), 1),
+    tables = [
+        TopicSpec(t.changelog_topic.get_topic_name(), t.partitions or settings.topic_partitions, compacted=True)
+        for t in app.tables.values()
     ]
-    specs += [
-        TopicSpec(t.changelog_topic.get_topic_name(), t.partitions or n, compacted=True) for t in app.tables.values()
-    ]
-    return specs
+    return [*_SPECS, *tables]

@@ -1,7 +1,7 @@
-"""Our web pages beside Faust's own: ``/health`` and ``/notifications/``.
+"""``GET /health``: whether the services the worker depends on answer. Capabilities add their own pages.
 
-Both answer JSON and never show a secret: the bot appears by its id, Gemini keys
-by fingerprint.
+Kafka is checked here; the wiring (``streams.worker``) registers a probe for each
+connection it opens (PostgreSQL, Redis). Answers JSON, never a secret.
 """
 
 from __future__ import annotations
@@ -13,20 +13,18 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from faust import web
-from sqlalchemy import text
 
-from agents.notifications.agent import notifier
 from streams.app import app, settings
-from streams.producers import bootstrap_servers
-from streams.resources import resources
-from streams.settings import bot_id_of
+from streams.kafka_admin import bootstrap_servers
 
-__all__ = ["HealthView", "NotificationsView", "check"]
+__all__ = ["HealthView", "check", "register_probe"]
 
 CHECK_TIMEOUT = 3.0
 
+Probe = Callable[[], Awaitable[Any]]
 
-async def check(probe: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+
+async def check(probe: Probe) -> dict[str, Any]:
     """Run one reachability probe with a timeout: ``{"ok": bool, "ms": float, "error"?: str}``."""
     started = time.perf_counter()
     try:
@@ -47,47 +45,22 @@ async def _kafka() -> None:
         await admin.close()
 
 
-async def _postgres() -> None:
-    if resources.engine is None:
-        raise RuntimeError("not started")
-    async with resources.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+_PROBES: dict[str, Probe] = {"kafka": _kafka}
 
 
-async def _redis() -> None:
-    if resources.redis is None:
-        raise RuntimeError("not started")
-    await resources.redis.ping()
+def register_probe(name: str, probe: Probe) -> None:
+    """Add a dependency to ``/health`` (the wiring does, for each connection it opens)."""
+    _PROBES[name] = probe
 
 
 @app.page("/health")
 class HealthView(web.View):
-    """Whether Kafka, PostgreSQL and Redis answer: 200 when all do, else 503."""
+    """Whether Kafka and every registered dependency answer: 200 when all do, else 503."""
 
     async def get(self, request: web.Request) -> web.Response:
-        names = ("kafka", "postgres", "redis")
-        results = await asyncio.gather(check(_kafka), check(_postgres), check(_redis))
+        names = list(_PROBES)
+        results = await asyncio.gather(*(check(_PROBES[name]) for name in names))
         checks = dict(zip(names, results, strict=True))
         healthy = all(c["ok"] for c in checks.values())
         body = {"status": "ok" if healthy else "unavailable", "checks": checks}
         return self.json(body, status=200 if healthy else 503)
-
-
-@app.page("/notifications/")
-class NotificationsView(web.View):
-    """This worker's digest counts, Telegram answers by status, and the bot's shared send budget."""
-
-    async def get(self, request: web.Request) -> web.Response:
-        telegram = resources.telegram
-        budget = await resources.budget.describe() if resources.budget is not None else None
-        return self.json(
-            {
-                "digests": dict(notifier.counts),
-                "telegram": {
-                    "bot_id": bot_id_of(settings.telegram_bot_token),
-                    "responses": dict(telegram.responses) if telegram else {},
-                    "token_rejected": bool(telegram and telegram.unauthorized),
-                },
-                "budget": budget,
-            }
-        )

@@ -1,61 +1,20 @@
-"""Agents of deadline notifications: thin loops over ``DigestNotifier``.
-
-``deadline-passed`` (raw JSON, key = cafe id) → decode → one delivery attempt;
-a retryable failure becomes a ``DigestRetry`` on ``digest-retries`` (same key,
-same partition count) and its state lives in the ``digest-deliveries`` table,
-keyed by cafe id with one entry per date. The table also makes delivery
-idempotent: a (cafe, date) with any state is never started again.
-"""
+"""Agents of deadline notifications: thin loops over the ``DigestNotifier`` the worker builds at start."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import time
-from collections import Counter
-from collections.abc import AsyncIterable, Awaitable, Callable
-from datetime import date
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
 from typing import Any
 
-import faust
-from faust.types import EventT
-
-from agents.notifications.delivery import (
-    Deferred,
-    DeliveryState,
-    DigestJob,
-    DigestSender,
-    DigestSource,
-    Failed,
-    Outcome,
-    Retry,
-    Sent,
-    Skipped,
-    deliver,
-    retry_delay,
-)
-from agents.notifications.i18n import digest_format_from
-from models.records import (
-    DeadLetter,
-    DigestRetry,
-    InvalidEvent,
-    dead_letter,
-    key_text,
-    parse_deadline_passed,
-    rejected_event,
-)
+from agents.notifications.notifier import DigestNotifier
+from agents.notifications.shared_budget import SharedBudget
+from agents.notifications.telegram import TelegramClient
+from models.records import DigestRetry
 from streams.app import app, settings
-from streams.concurrency import KeyedLocks, TaskPool
-from streams.settings import Settings
-from streams.topics import dead_letters_topic, deadline_passed_topic, digest_retries_topic
+from streams.binding import Late
+from streams.topics import deadline_passed_topic, digest_retries_topic
 
-__all__ = ["DigestNotifier", "digest_deliveries", "notifier", "notify_cafe_on_deadline", "retry_digest"]
-
-log = logging.getLogger(__name__)
-
-#: Dates of delivery state kept per cafe (bounds the table to one small entry per cafe).
-KEPT_DATES = 14
+__all__ = ["Notifications", "digest_deliveries", "notifications", "notify_cafe_on_deadline", "retry_digest"]
 
 digest_deliveries = app.Table(
     "digest-deliveries",
@@ -66,234 +25,17 @@ digest_deliveries = app.Table(
 )
 
 
-class DigestNotifier:
-    """Turns deadline events into deliveries, and outcomes into table state, retries and dead letters.
+@dataclass(frozen=True, slots=True)
+class Notifications:
+    """What the notification agents, views and metrics use, built at worker start."""
 
-    ``source`` and ``sender`` are set when the worker starts (``streams.resources``), or by tests.
-    Must be called from inside an agent (table writes go to the current event's partition).
-    """
-
-    def __init__(
-        self,
-        *,
-        table: faust.Table,
-        config: Settings,
-        retries: faust.TopicT,
-        dead_letters: faust.TopicT,
-        rekey: faust.TopicT,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.table = table
-        self.config = config
-        self.retries = retries
-        self.dead_letters = dead_letters
-        self.rekey = rekey
-        self.clock = clock
-        self.digest_format = digest_format_from(config.digest_language, config.digest_currency)
-        self.source: DigestSource | None = None
-        self.sender: DigestSender | None = None
-        self.counts: Counter[str] = Counter()
-        self.in_flight = TaskPool(config.digest_concurrency)
-        self._cafes = KeyedLocks()
-
-    # -- entry points -------------------------------------------------------------------------
-
-    async def admit(self, event: EventT, done: Callable[[EventT], Awaitable[object]]) -> None:
-        """Start handling a raw ``deadline-passed`` event once a slot of ``DIGEST_CONCURRENCY`` is free.
-
-        Events under one key are handled one after another (the duplicate check needs it);
-        ``done`` (the stream's ack) is called once the event is handled, so a crash redelivers it.
-        """
-
-        async def handle() -> None:
-            try:
-                async with self._cafes.hold(key_text(event.key)):
-                    await self.on_deadline_event(event)
-            finally:
-                await done(event)
-
-        await self.in_flight.start(handle)
-
-    async def on_deadline_event(self, event: EventT) -> None:
-        """Handle one raw ``deadline-passed`` event; never raises (an exception would lose it)."""
-        try:
-            await self._on_deadline_event(event)
-        except Exception as exc:
-            log.exception("deadline-passed: unexpected error at partition %s offset %s -> dead letter",
-                          event.message.partition, event.message.offset)
-            await self._dead_letter(rejected_event(event, f"internal error: {type(exc).__name__}"))
-
-    async def _on_deadline_event(self, event: EventT) -> None:
-        try:
-            record = parse_deadline_passed(event.value)
-        except InvalidEvent as exc:
-            log.warning(
-                "deadline-passed: malformed event at partition %s offset %s: %s -> dead letter",
-                event.message.partition, event.message.offset, exc,
-            )
-            await self._dead_letter(rejected_event(event, str(exc)))
-            return
-        key = str(record.cafe_id)
-        if key_text(event.key) != key:
-            # The table is partitioned by cafe id: put the event where its state lives.
-            log.warning("deadline-passed: cafe %s arrived with key %r; re-keyed", key, key_text(event.key))
-            await self.rekey.send(key=key.encode(), value=event.value)
-            return
-        if record.date in self._states(key):
-            self.counts["duplicates"] += 1
-            log.info("digest cafe=%s date=%s: already handled, duplicate event ignored", key, record.date)
-            return
-        job = DigestJob(cafe_id=record.cafe_id, order_date=record.order_date, first_attempt_at=self.clock())
-        await self._apply(job, await self._deliver(job))
-
-    async def on_retry(self, retry: DigestRetry) -> None:
-        """Make the attempt a ``DigestRetry`` asks for, once it is due; never raises."""
-        try:
-            await self._on_retry(retry)
-        except Exception as exc:
-            log.exception("digest cafe=%s date=%s: unexpected error in retry -> dead letter", retry.cafe_id, retry.date)
-            payload = json.dumps({"cafe_id": retry.cafe_id, "date": retry.date}).encode()
-            reason = f"internal error: {type(exc).__name__}"
-            await self._dead_letter(dead_letter(self.retries.get_topic_name(), reason, str(retry.cafe_id), payload))
-
-    async def _on_retry(self, retry: DigestRetry) -> None:
-        key = str(retry.cafe_id)
-        state = self._states(key).get(retry.date)
-        if retry.replay:
-            if state is not None and state.status == "sent":
-                log.info("digest cafe=%s date=%s: replay ignored, the digest was sent", key, retry.date)
-                return
-            log.info("digest cafe=%s date=%s: replayed from the dead letters", key, retry.date)
-        elif state is None or state.status != "retrying" or state.next_attempt_at != retry.not_before:
-            # Only the record the state last scheduled is current (its not_before is unique to it).
-            log.info("digest cafe=%s date=%s: stale retry #%s ignored", key, retry.date, retry.attempt)
-            return
-        wait = retry.not_before - self.clock()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        job = DigestJob(
-            cafe_id=retry.cafe_id,
-            order_date=date.fromisoformat(retry.date),
-            first_attempt_at=self.clock() if retry.replay else retry.first_attempt_at or retry.not_before,
-            attempt=retry.attempt,
-            chat_id=retry.chat_id,
-            parts=tuple(retry.parts) if retry.parts else None,
-            parts_sent=retry.parts_sent,
-        )
-        await self._apply(job, await self._deliver(job))
-
-    # -- internals ----------------------------------------------------------------------------
-
-    async def _deliver(self, job: DigestJob) -> Outcome:
-        if self.source is None or self.sender is None:
-            return Retry("worker resources not ready", retry_delay(job.attempt, base=1, cap=30))
-        return await deliver(
-            job,
-            source=self.source,
-            sender=self.sender,
-            backoff=self._backoff,
-            max_wait=self.config.telegram_max_wait,
-            fmt=self.digest_format,
-        )
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        return retry_delay(
-            attempt,
-            base=self.config.notify_backoff_base,
-            cap=self.config.notify_backoff_max,
-            retry_after=retry_after,
-        )
-
-    def _states(self, key: str) -> dict[str, DeliveryState]:
-        raw = self.table.get(key) or {}
-        return {day: DeliveryState.from_dict(value) for day, value in raw.items()}
-
-    def _save(self, key: str, day: str, state: DeliveryState) -> None:
-        states = self._states(key)
-        states[day] = state
-        kept = sorted(states)[-KEPT_DATES:]
-        self.table[key] = {d: states[d].to_dict() for d in kept}
-
-    def _give_up(self, job: DigestJob, outcome: Outcome, now: float) -> Outcome:
-        """A ``Failed`` for a ``Retry`` out of attempts, or any later one past ``DIGEST_GIVE_UP_AFTER``."""
-        if not isinstance(outcome, Retry | Deferred):
-            return outcome
-        why = outcome.error if isinstance(outcome, Retry) else outcome.reason
-        limit = self.config.digest_give_up_after * 3600
-        if now + outcome.delay - job.first_attempt_at > limit:
-            hours = (now - job.first_attempt_at) / 3600
-            return Failed(f"gave up after {hours:.1f} h: {why}", outcome.chat_id, outcome.parts_sent)
-        if isinstance(outcome, Retry) and job.attempt >= self.config.notify_max_attempts:
-            return Failed(f"gave up after {job.attempt} attempts: {why}", outcome.chat_id, outcome.parts_sent)
-        return outcome
-
-    async def _apply(self, job: DigestJob, outcome: Outcome) -> None:
-        key, day, now = str(job.cafe_id), job.order_date.isoformat(), self.clock()
-        tag = f"digest cafe={key} date={day} attempt={job.attempt}"
-        first = job.first_attempt_at
-        match self._give_up(job, outcome, now):
-            case Sent(chat_id=chat_id, parts=parts):
-                self.counts["sent"] += 1
-                log.info("%s: sent to chat %s in %s part(s)", tag, chat_id, parts)
-                self._save(key, day, DeliveryState("sent", job.attempt, now, parts, chat_id=chat_id))
-            case Skipped(reason=reason):
-                self.counts["skipped"] += 1
-                level = logging.WARNING if reason == "cafe not found" else logging.INFO
-                log.log(level, "%s: nothing sent (%s)", tag, reason)
-                self._save(key, day, DeliveryState("skipped", job.attempt, now, last_error=reason))
-            case Retry(error=error, delay=delay, chat_id=chat_id, parts=parts, parts_sent=sent):
-                self.counts["retried"] += 1
-                log.warning("%s: %s; retry in %.1fs", tag, error, delay)
-                await self._later(job, job.attempt + 1, now + delay, error, chat_id, parts, sent)
-            case Deferred(reason=reason, delay=delay, chat_id=chat_id, parts=parts, parts_sent=sent):
-                self.counts["deferred"] += 1
-                log.info("%s: %s; flow control, trying again in %.1fs", tag, reason, delay)
-                await self._later(job, job.attempt, now + delay, reason, chat_id, parts, sent)
-            case Failed(error=error, chat_id=chat_id, parts_sent=sent):
-                self.counts["failed"] += 1
-                log.error("%s: delivery failed: %s -> dead letter", tag, error)
-                state = DeliveryState("failed", job.attempt, now, sent, None, error, chat_id, first_attempt_at=first)
-                self._save(key, day, state)
-                payload = json.dumps({"cafe_id": job.cafe_id, "date": day}).encode()
-                await self._dead_letter(dead_letter(self.rekey.get_topic_name(), error, key, payload))
-
-    async def _later(
-        self,
-        job: DigestJob,
-        attempt: int,
-        not_before: float,
-        why: str,
-        chat_id: int | None,
-        parts: tuple[str, ...] | None,
-        parts_sent: int,
-    ) -> None:
-        """Record that the digest waits until ``not_before`` and schedule that ``attempt`` on the retry topic."""
-        key, day = str(job.cafe_id), job.order_date.isoformat()
-        state = DeliveryState(
-            "retrying", job.attempt, self.clock(), parts_sent,
-            not_before, why, chat_id, first_attempt_at=job.first_attempt_at,
-        )
-        self._save(key, day, state)
-        await self.retries.send(
-            key=key,
-            value=DigestRetry(
-                cafe_id=job.cafe_id, date=day, attempt=attempt, not_before=not_before, chat_id=chat_id,
-                parts=list(parts) if parts else None, parts_sent=parts_sent, first_attempt_at=job.first_attempt_at,
-            ),
-        )
-
-    async def _dead_letter(self, letter: DeadLetter) -> None:
-        self.counts["dead_lettered"] += 1
-        await self.dead_letters.send(key=letter.key or "", value=letter)
+    notifier: DigestNotifier
+    telegram: TelegramClient | None  # None: TELEGRAM_BOT_TOKEN is not set, every digest is dead-lettered
+    budget: SharedBudget | None
 
 
-notifier = DigestNotifier(
-    table=digest_deliveries,
-    config=settings,
-    retries=digest_retries_topic,
-    dead_letters=dead_letters_topic,
-    rekey=deadline_passed_topic,
-)
+#: Bound by ``streams.worker`` at worker start.
+notifications: Late[Notifications] = Late("deadline notifications")
 
 
 @app.agent(deadline_passed_topic, name="notify-cafe-on-deadline")
@@ -301,11 +43,11 @@ async def notify_cafe_on_deadline(stream: AsyncIterable[Any]) -> None:
     """Send each cafe its order digest when its ordering deadline passes, several cafes at a time."""
     manual = stream.noack()  # type: ignore[attr-defined]
     async for event in manual.events():
-        await notifier.admit(event, manual.ack)
+        await notifications().notifier.admit(event, manual.ack)
 
 
 @app.agent(digest_retries_topic, name="retry-digest")
 async def retry_digest(stream: AsyncIterable[DigestRetry]) -> None:
-    """Retry digests that failed for a reason that may pass (rate limits, outages)."""
+    """Retry digests that failed, or had to wait, for a reason that may pass (rate limits, outages)."""
     async for retry in stream:
-        await notifier.on_retry(retry)
+        await notifications().notifier.on_retry(retry)

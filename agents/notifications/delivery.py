@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import date
+from enum import StrEnum
 from typing import Any, Protocol
 
 from agents.notifications.digest import CafeDigest, render_digest, skip_reason
@@ -31,6 +32,7 @@ __all__ = [
     "MAX_RATE_LIMITS_IN_PLACE",
     "Deferred",
     "DeliveryState",
+    "DeliveryStatus",
     "DigestJob",
     "DigestSender",
     "DigestSource",
@@ -116,18 +118,24 @@ class Failed:
 Outcome = Sent | Skipped | Retry | Deferred | Failed
 
 
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    SKIPPED = "skipped"
+    RETRYING = "retrying"  # waiting for its next attempt on the retry topic (a failure or flow control)
+    FAILED = "failed"  # dead-lettered
+
+
 @dataclass(slots=True)
 class DeliveryState:
     """What we know of one (cafe, date) digest: the table's value, one per date."""
 
-    status: str  # "sent" | "skipped" | "retrying" | "failed"
+    status: DeliveryStatus
     attempts: int
     updated_at: float
     parts_sent: int = 0
     next_attempt_at: float | None = None
     last_error: str | None = None
     chat_id: int | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
     first_attempt_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,7 +143,9 @@ class DeliveryState:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DeliveryState:
-        return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+        state = cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+        state.status = DeliveryStatus(state.status)
+        return state
 
 
 def retry_delay(

@@ -36,7 +36,7 @@ from typing import Final, Protocol, Self
 
 import aiohttp
 
-from streams.settings import bot_id_of
+from streams.redaction import bot_id_of
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",

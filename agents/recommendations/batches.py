@@ -2,36 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields, replace
+from enum import StrEnum
 from typing import Any
 
-from models.records import BatchProgress
+from models.records import USER_OUTCOMES, BatchProgress, ProgressKind
 
-__all__ = ["COUNTED", "BatchCounts", "apply_progress", "done", "progress_step", "stalled"]
-
-COUNTED = ("succeeded", "failed", "skipped")
-BatchCounts = dict[str, Any]
+__all__ = ["BatchCounts", "BatchStatus", "apply_progress", "progress_step"]
 
 
-def _new(batch_id: str) -> BatchCounts:
-    return {
-        "batch_id": batch_id,
-        "status": "running",
-        "day": None,
-        "trigger": None,
-        "total": 0,
-        "succeeded": 0,
-        "failed": 0,
-        "skipped": 0,
-        "started_at": None,
-        "finished_at": None,
-        "stopped_reason": None,
-        "updated_at": None,
-        "resent": 0,
-    }
+class BatchStatus(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"  # every Gemini key exhausted
 
 
-def done(counts: BatchCounts) -> int:
-    return sum(int(counts[k]) for k in COUNTED)
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    """One batch's counts: the value of the ``recommendation-batches`` table (stored as a dict)."""
+
+    batch_id: str
+    status: BatchStatus = BatchStatus.RUNNING
+    day: str | None = None
+    trigger: str | None = None
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    stopped_reason: str | None = None
+    updated_at: float | None = None
+    resent: int = 0  # rounds of resending a stalled batch's missing users
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed + self.skipped
+
+    def stalled(self, now: float, after: float) -> bool:
+        """Running, users missing, and nothing heard for ``after`` seconds."""
+        if self.finished_at is not None or self.started_at is None or self.done >= self.total:
+            return False
+        return now - (self.updated_at or self.started_at) >= after
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BatchCounts:
+        counts = cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+        return replace(counts, status=BatchStatus(counts.status))
 
 
 def progress_step(total: int) -> int:
@@ -40,42 +60,29 @@ def progress_step(total: int) -> int:
 
 
 def apply_progress(counts: BatchCounts | None, event: BatchProgress) -> BatchCounts:
-    """The batch's counts after ``event`` (a new dict; ``counts`` is not changed).
+    """The batch's counts after ``event``.
 
     A batch finishes when every user is accounted for; a batch with no users
     finishes when it starts. Results past the total (a redelivered request after
-    a crash) are not counted twice into ``done`` beyond ``total``.
+    a crash) are not counted beyond ``total``.
     """
-    new = _new(event.batch_id) if counts is None else dict(counts)
-    if event.kind == "started":
-        new.update(total=event.total, day=event.day, trigger=event.trigger, started_at=event.at)
-    elif event.kind in COUNTED:
-        if new["finished_at"] is None or done(new) < new["total"]:
-            new[event.kind] += 1
-    elif event.kind == "stopped":
-        new["status"] = "stopped"
-        new["stopped_reason"] = event.reason
-    elif event.kind == "resent":
-        new["resent"] += 1  # rounds; the event's total is how many requests were sent again
-    elif event.kind == "abandoned":
-        # Users that never reported after every resend: counted as failed so the batch ends.
-        new["failed"] += max(0, new["total"] - done(new))
-        new["stopped_reason"] = event.reason
-    else:
-        raise ValueError(f"unknown batch progress kind {event.kind!r}")
-    new["updated_at"] = event.at
-    if new["started_at"] is not None and new["finished_at"] is None and done(new) >= new["total"]:
-        new["finished_at"] = event.at
-        if new["status"] == "running":
-            new["status"] = "finished"
+    new = counts or BatchCounts(event.batch_id)
+    match event.kind:
+        case ProgressKind.STARTED:
+            new = replace(new, total=event.total, day=event.day, trigger=event.trigger, started_at=event.at)
+        case kind if kind in USER_OUTCOMES:
+            if new.finished_at is None or new.done < new.total:
+                new = replace(new, **{kind.value: getattr(new, kind.value) + 1})
+        case ProgressKind.STOPPED:
+            new = replace(new, status=BatchStatus.STOPPED, stopped_reason=event.reason)
+        case ProgressKind.RESENT:
+            new = replace(new, resent=new.resent + 1)
+        case ProgressKind.ABANDONED:
+            new = replace(new, failed=new.failed + max(0, new.total - new.done), stopped_reason=event.reason)
+        case _:
+            raise ValueError(f"{event.kind} does not change a batch's counts")
+    new = replace(new, updated_at=event.at)
+    if new.started_at is not None and new.finished_at is None and new.done >= new.total:
+        status = BatchStatus.FINISHED if new.status is BatchStatus.RUNNING else new.status
+        new = replace(new, finished_at=event.at, status=status)
     return new
-
-
-def stalled(counts: BatchCounts, now: float, after: float) -> bool:
-    """A running batch that has heard nothing for ``after`` seconds while users are missing."""
-    return (
-        counts["finished_at"] is None
-        and counts["started_at"] is not None
-        and done(counts) < counts["total"]
-        and now - (counts["updated_at"] or counts["started_at"]) >= after
-    )

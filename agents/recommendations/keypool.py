@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from streams.settings import key_fingerprint
+from streams.redaction import key_fingerprint
 
 __all__ = [
     "DISABLE_FOR",

@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.producers import bootstrap_servers
+from streams.kafka_admin import bootstrap_servers
 
 
 async def read_topic(broker_url: str, topic: str, *, settle: float = 1.0) -> list[tuple[str | None, Any]]:

@@ -14,7 +14,7 @@ from agents.recommendations.gemini import GeminiRecommender
 from agents.recommendations.keypool import DISABLE_FOR, KeyState, Verdict, next_quota_reset
 from agents.recommendations.shared_keys import PACE_HEADROOM, SharedKeyStates
 from sandbox import gemini as sandbox
-from streams.settings import key_fingerprint
+from streams.redaction import key_fingerprint
 from tests.integration.harness import free_port, unique_name
 
 KEY_A = "AIzaSyA-shared-secret-key-aaaaaaaaaaaa"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from types import SimpleNamespace
@@ -13,10 +12,14 @@ from unittest.mock import AsyncMock
 import pytest
 
 from agents.notifications import agent as notifications
+from agents.notifications.agent import Notifications
 from agents.notifications.delivery import MAX_RATE_LIMITS_IN_PLACE
 from agents.notifications.digest import CafeDigest, OrderLine
+from agents.notifications.i18n import DEFAULT_FORMAT
+from agents.notifications.notifier import DigestNotifier
 from agents.notifications.telegram import TelegramForbidden, TelegramRetryAfter, TelegramServerError
 from models.records import DigestRetry
+from streams.dead_letters import DeadLetterSink
 
 DAY = date(2026, 11, 25)
 
@@ -51,16 +54,43 @@ def make_digest(cafe_id: int = 5, chat_id: int | None = -77) -> CafeDigest:
     return CafeDigest(cafe_id, "Cafe", chat_id, True, DAY, (line,))
 
 
+class FakeTopic:
+    """A topic whose sends are recorded."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.send = AsyncMock()
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+def build(store: FakeStore, sender: FakeSender, **config: object) -> DigestNotifier:
+    """The service as the wiring builds it, with fake ports and recorded topic sends."""
+    return DigestNotifier(
+        table=notifications.digest_deliveries,
+        config=notifications.settings.model_copy(update=config),
+        source=store,
+        sender=sender,
+        retries=FakeTopic("digest-retries"),
+        rekey=FakeTopic("deadline-passed"),
+        dead_letters=DeadLetterSink(FakeTopic("dead-letters")),
+        digest_format=DEFAULT_FORMAT,
+    )
+
+
+def bind(notifier: DigestNotifier) -> DigestNotifier:
+    notifications.notifications.bind(Notifications(notifier=notifier, telegram=None, budget=None))
+    return notifier
+
+
 @pytest.fixture
 async def wired(monkeypatch):
-    """The real app and notifier, with fake ports and recorded topic sends; tables reset."""
+    """The real app and agents over a notifier with fake ports; tables reset."""
     app = notifications.app
     app.finalize()
     app.flow_control.resume()
     notifications.digest_deliveries.data.clear()
-    retries, dead_letters = AsyncMock(), AsyncMock()
-    monkeypatch.setattr(notifications.notifier, "retries", retries)
-    monkeypatch.setattr(notifications.notifier, "dead_letters", dead_letters)
     changelog: list[tuple[int, str, dict]] = []
 
     def send_changelog(partition, key, value, *args, **kwargs):
@@ -70,10 +100,14 @@ async def wired(monkeypatch):
     monkeypatch.setattr(notifications.digest_deliveries, "send_changelog", send_changelog)
     store = FakeStore({5: make_digest()})
     sender = FakeSender()
-    monkeypatch.setattr(notifications.notifier, "source", store)
-    monkeypatch.setattr(notifications.notifier, "sender", sender)
+    notifier = bind(build(store, sender))
     return SimpleNamespace(
-        store=store, sender=sender, retries=retries, dead_letters=dead_letters, changelog=changelog
+        notifier=notifier,
+        store=store,
+        sender=sender,
+        retries=notifier.retries,
+        dead_letters=notifier.dead_letters.topic,
+        changelog=changelog,
     )
 
 
@@ -90,7 +124,7 @@ async def test_digest_is_sent_and_recorded_once(wired):
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
         await agent.put(event(), key=b"5")  # delivered twice
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     assert [chat for chat, _ in sender.sent] == [-77]
     assert store.loads == 1
     assert state()["status"] == "sent" and state()["attempts"] == 1
@@ -106,7 +140,7 @@ async def test_malformed_event_goes_to_dead_letters_and_the_agent_goes_on(wired)
         await agent.put(b"{oops", key=b"5")
         await agent.put(event(cafe_id="five"), key=b"5")
         await agent.put(event(), key=b"5")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     reasons = [call.kwargs["value"].reason for call in dead_letters.send.await_args_list]
     assert reasons[0].startswith("not JSON")
     assert "'cafe_id' must be an integer" in reasons[1]
@@ -122,7 +156,7 @@ async def test_a_429_is_sent_again_in_place_without_using_an_attempt(wired):
     sender.failures.extend(rate_limited(0, times=MAX_RATE_LIMITS_IN_PLACE))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     assert [chat for chat, _ in sender.sent] == [-77]
     retries.send.assert_not_awaited()
     assert state()["status"] == "sent" and state()["attempts"] == 1
@@ -133,7 +167,7 @@ async def test_rate_limited_digest_is_deferred_to_the_retry_topic_with_its_state
     sender.failures.extend(rate_limited(7))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     retry: DigestRetry = retries.send.await_args.kwargs["value"]
     assert retries.send.await_args.kwargs["key"] == "5"
     # Flow control: the same attempt continues later.
@@ -145,7 +179,7 @@ async def test_rate_limited_digest_is_deferred_to_the_retry_topic_with_its_state
     assert saved["first_attempt_at"] == retry.first_attempt_at <= saved["updated_at"]
     assert saved["next_attempt_at"] - saved["updated_at"] >= 7
     assert "429" in saved["last_error"]
-    assert notifications.notifier.counts["deferred"] == 1
+    assert wired.notifier.counts["deferred"] == 1
 
 
 async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
@@ -153,7 +187,7 @@ async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
     sender.failures.extend(rate_limited(0))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     retry: DigestRetry = retries.send.await_args.kwargs["value"]
     async with notifications.retry_digest.test_context() as agent:
         await agent.put(retry, key="5")
@@ -164,11 +198,11 @@ async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
 
 async def test_a_storm_of_429s_never_dead_letters_a_digest(wired, monkeypatch):
     sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
-    monkeypatch.setattr(notifications.notifier, "config", replace(notifications.settings, notify_max_attempts=2))
+    wired.notifier.config = notifications.settings.model_copy(update={"notify_max_attempts": 2})
     sender.failures.extend(rate_limited(0))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     for _ in range(10):  # ten more rounds of deferral, far past NOTIFY_MAX_ATTEMPTS
         sender.failures.extend(rate_limited(0))
         async with notifications.retry_digest.test_context() as agent:
@@ -184,11 +218,11 @@ async def test_a_storm_of_429s_never_dead_letters_a_digest(wired, monkeypatch):
 async def test_a_digest_is_given_up_on_after_digest_give_up_after(wired, monkeypatch):
     sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
     clock = SimpleNamespace(now=1_000_000.0)
-    monkeypatch.setattr(notifications.notifier, "clock", lambda: clock.now)
+    monkeypatch.setattr(wired.notifier, "clock", lambda: clock.now)
     sender.failures.extend(rate_limited(60))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     retry = retries.send.await_args.kwargs["value"]
     clock.now += notifications.settings.digest_give_up_after * 3600 - 30  # the next wait would pass the bound
     sender.failures.extend(rate_limited(60))
@@ -202,13 +236,13 @@ async def test_a_digest_is_given_up_on_after_digest_give_up_after(wired, monkeyp
 
 async def test_failures_use_up_attempts_and_end_in_a_dead_letter(wired, monkeypatch):
     sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
-    monkeypatch.setattr(notifications.notifier, "config", replace(notifications.settings, notify_max_attempts=2))
+    wired.notifier.config = notifications.settings.model_copy(update={"notify_max_attempts": 2})
     clock = SimpleNamespace(now=1_000_000.0)
-    monkeypatch.setattr(notifications.notifier, "clock", lambda: clock.now)
+    monkeypatch.setattr(wired.notifier, "clock", lambda: clock.now)
     sender.failures.extend([TelegramServerError("sendMessage", 502, "Bad Gateway")] * 2)
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     retry = retries.send.await_args.kwargs["value"]
     assert retry.attempt == 2
     clock.now = retry.not_before  # due now: no waiting out the backoff
@@ -224,7 +258,7 @@ async def test_forbidden_is_not_retried_and_is_dead_lettered(wired):
     sender.failures.append(TelegramForbidden("sendMessage", 403, "Forbidden: bot was kicked"))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"5")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     retries.send.assert_not_awaited()
     letter = dead_letters.send.await_args.kwargs["value"]
     assert json.loads(letter.payload) == {"cafe_id": 5, "date": "2026-11-25"}
@@ -233,11 +267,10 @@ async def test_forbidden_is_not_retried_and_is_dead_lettered(wired):
 
 async def test_event_under_the_wrong_key_is_rekeyed(wired, monkeypatch):
     sender = wired.sender
-    rekey = AsyncMock()
-    monkeypatch.setattr(notifications.notifier, "rekey", rekey)
+    rekey = wired.notifier.rekey
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         await agent.put(event(), key=b"not-the-cafe")
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     assert rekey.send.await_args.kwargs["key"] == b"5"
     assert sender.sent == []
 
@@ -260,10 +293,10 @@ class GatedSender(FakeSender):
 async def test_several_cafes_are_handled_at_the_same_time(wired, monkeypatch):
     wired.store.digests.update({6: make_digest(6, -66), 7: make_digest(7, -55)})
     sender = GatedSender(expected=3)
-    monkeypatch.setattr(notifications.notifier, "sender", sender)
+    monkeypatch.setattr(wired.notifier, "sender", sender)
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
         for cafe_id in (5, 6, 7):
             await agent.put(event(cafe_id), key=str(cafe_id).encode())
-        await notifications.notifier.in_flight.join()
+        await wired.notifier.in_flight.join()
     assert sorted(chat for chat, _ in sender.sent) == [-77, -66, -55]
     wired.dead_letters.send.assert_not_awaited()

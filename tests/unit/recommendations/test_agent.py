@@ -11,9 +11,17 @@ import pytest
 
 from agents.recommendations import agent as reco
 from agents.recommendations.advice import Recommendation, UserOrderStats
+from agents.recommendations.advisor import UserAdvisor
+from agents.recommendations.agent import Recommendations
+from agents.recommendations.batches import BatchCounts, BatchStatus
+from agents.recommendations.counter import BatchCounter
 from agents.recommendations.gemini import RecommendationFailed
 from agents.recommendations.keypool import AllKeysExhausted
+from agents.recommendations.outbox import BatchOutbox
+from agents.recommendations.planner import BatchPlanner
 from models.records import BatchProgress, BatchTrigger, RecommendationRequest
+from streams.concurrency import TaskPool
+from streams.dead_letters import DeadLetterSink
 
 TODAY = date(2026, 11, 25)
 
@@ -62,30 +70,60 @@ class FakeGemini:
         return Recommendation(summary="Eat well", tips=["Try the soup"])
 
 
+class FakeTopic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.send = AsyncMock()
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+NOON = datetime(2026, 11, 25, 12, 0, tzinfo=reco.settings.zone).timestamp()
+
+
 @pytest.fixture
 def wired(monkeypatch):
+    """The real app and agents over services built as the wiring does, with fake ports and recorded sends."""
     app = reco.app
     app.finalize()
     app.flow_control.resume()
     for table in (reco.recommendation_batches, reco.recommendation_runs, reco.recommendation_batch_users):
         table.data.clear()
         monkeypatch.setattr(
-            table, "send_changelog",
+            table,
+            "send_changelog",
             lambda partition, *a, **k: SimpleNamespace(message=SimpleNamespace(partition=partition)),
         )
-    sends = {name: AsyncMock() for name in ("triggers", "requests", "progress", "dead_letters")}
-    monkeypatch.setattr(reco.batch_triggers_topic, "send", sends["triggers"])
-    monkeypatch.setattr(reco.recommendation_requests_topic, "send", sends["requests"])
-    monkeypatch.setattr(reco.batch_progress_topic, "send", sends["progress"])
-    monkeypatch.setattr(reco.dead_letters_topic, "send", sends["dead_letters"])
-    service = reco.recommendations
+    topics = {name: FakeTopic(name) for name in ("triggers", "requests", "progress", "dead_letters")}
     users, cache, gemini = FakeUsers([1, 2, 3]), FakeCache(), FakeGemini()
-    monkeypatch.setattr(service, "users", users)
-    monkeypatch.setattr(service, "cache", cache)
-    monkeypatch.setattr(service, "recommender", gemini)
-    monkeypatch.setattr(service, "exhausted", set())
-    monkeypatch.setattr(service, "clock", lambda: datetime(2026, 11, 25, 12, 0, tzinfo=reco.settings.zone).timestamp())
-    return SimpleNamespace(users=users, cache=cache, gemini=gemini, **sends)
+    outbox = BatchOutbox(requests=topics["requests"], progress=topics["progress"])
+    zone = reco.settings.zone
+    planner = BatchPlanner(
+        runs=reco.recommendation_runs,
+        users=users,
+        outbox=outbox,
+        triggers=topics["triggers"],
+        dead_letters=DeadLetterSink(topics["dead_letters"]),
+        cron=reco.settings.recommendations_cron,
+        zone=zone,
+        clock=lambda: NOON,
+    )
+    advisor = UserAdvisor(
+        users=users, cache=cache, recommender=gemini, outbox=outbox, zone=zone, concurrency=4, clock=lambda: NOON
+    )
+    counter = BatchCounter(
+        batches=reco.recommendation_batches,
+        counted=reco.recommendation_batch_users,
+        users=users,
+        outbox=outbox,
+        stall_after=reco.settings.recommendations_stall_after,
+        clock=lambda: NOON,
+    )
+    reco.recommendations.bind(Recommendations(planner=planner, advisor=advisor, counter=counter, gemini=None))
+    return SimpleNamespace(
+        users=users, cache=cache, gemini=gemini, advisor=advisor, **{k: t.send for k, t in topics.items()}
+    )
 
 
 def sent_values(mock: AsyncMock) -> list:
@@ -140,6 +178,7 @@ async def test_per_user_outcomes(wired):
     async with reco.recommend_for_user.test_context() as agent:
         for request in requests:
             await agent.put(request, key=str(request.user_id))
+        await wired.advisor.in_flight.join()
     events = sent_values(wired.progress)
     by_user = {e.user_id: e.kind for e in events}
     assert sorted(by_user.values()) == ["failed", "skipped", "succeeded"]
@@ -150,9 +189,11 @@ async def test_per_user_outcomes(wired):
 
 async def test_exhausted_keys_stop_the_batch_and_skip_the_rest_without_calls(wired):
     wired.gemini.failures.append(AllKeysExhausted("every key disabled"))
+    wired.advisor.in_flight = TaskPool(1)  # one after another: the first user meets the exhausted keys
     async with reco.recommend_for_user.test_context() as agent:
         for user in (1, 2, 3):
             await agent.put(RecommendationRequest(batch_id="b", user_id=user, day="2026-11-25"), key=str(user))
+        await wired.advisor.in_flight.join()
     kinds = [e.kind for e in sent_values(wired.progress)]
     assert kinds == ["stopped", "skipped", "skipped", "skipped"]
     assert len(wired.gemini.prompts) == 1
@@ -168,26 +209,37 @@ async def test_counter_counts_each_user_once_and_finishes(wired):
     async with reco.count_batch_progress.test_context() as agent:
         for event in events:
             await agent.put(event, key="b")
-    counts = reco.recommendation_batches["b"]
-    assert (counts["succeeded"], counts["skipped"], counts["status"], counts["finished_at"]) == (2, 0, "finished", 4.0)
+    counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
+    assert (counts.succeeded, counts.skipped, counts.status, counts.finished_at) == (2, 0, BatchStatus.FINISHED, 4.0)
     assert list(reco.recommendation_batch_users.keys()) == []  # forgotten once the batch finished
 
 
 async def test_a_stalled_batch_gets_its_missing_users_resent_then_is_abandoned(wired):
-    now = reco.recommendations.clock()
     quiet = reco.settings.recommendations_stall_after + 1
-    reco.recommendation_batches.data["b"] = {
-        "batch_id": "b", "status": "running", "day": "2026-11-25", "trigger": "manual", "total": 3,
-        "succeeded": 1, "failed": 0, "skipped": 0, "started_at": now - 2 * quiet, "finished_at": None,
-        "stopped_reason": None, "updated_at": now - quiet, "resent": 0,
-    }
+    stalled = BatchCounts(
+        "b", day="2026-11-25", trigger="manual", total=3, succeeded=1, started_at=NOON - 2 * quiet,
+        updated_at=NOON - quiet,
+    )
+    reco.recommendation_batches.data["b"] = stalled.to_dict()
     reco.recommendation_batch_users.data["b:2"] = "succeeded"
-    reco.recommendation_runs.data["schedule"] = {"last_fire": now + 86400, "batch_id": None}  # nothing due
-    async with reco.plan_recommendation_batch.test_context() as agent:
-        await agent.put(BatchTrigger(reason="tick"), key="daily")
-        [resent] = sent_values(wired.progress)
-        assert (resent.kind, resent.total) == ("resent", 2)
+    sweep = BatchProgress(batch_id="sweep", kind="sweep", at=0.0)
+    async with reco.count_batch_progress.test_context() as agent:
+        await agent.put(sweep, key="sweep")
         assert sorted(v.user_id for v in sent_values(wired.requests)) == [1, 3]
-        reco.recommendation_batches.data["b"] = {**reco.recommendation_batches.data["b"], "resent": 3}
-        await agent.put(BatchTrigger(reason="tick"), key="daily")
-    assert sent_values(wired.progress)[-1].kind == "abandoned"
+        counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
+        assert counts.resent == 1 and counts.updated_at == NOON  # the counter folds its own resend
+        reco.recommendation_batches.data["b"] = {**stalled.to_dict(), "resent": 3}
+        await agent.put(sweep, key="sweep")
+    counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
+    assert (counts.failed, counts.status, counts.finished_at) == (2, BatchStatus.FINISHED, NOON)
+    assert counts.stopped_reason == "users never reported after resends"
+    assert list(reco.recommendation_batch_users.keys()) == []
+
+
+async def test_the_periodic_check_triggers_the_planner_and_sweeps_the_counter(wired, monkeypatch):
+    sends = {name: AsyncMock() for name in ("triggers", "progress")}
+    monkeypatch.setattr(reco.batch_triggers_topic, "send", sends["triggers"])
+    monkeypatch.setattr(reco.batch_progress_topic, "send", sends["progress"])
+    await reco.send_periodic_check()
+    assert sent_values(sends["triggers"])[0].reason == "tick"
+    assert sent_values(sends["progress"])[0].kind == "sweep"

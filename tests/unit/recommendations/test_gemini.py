@@ -22,7 +22,7 @@ from agents.recommendations.gemini import (
 )
 from agents.recommendations.keypool import AllKeysExhausted
 from sandbox import gemini as sandbox
-from streams.settings import key_fingerprint
+from streams.redaction import key_fingerprint
 
 KEY_A = "AIzaSyA-test-secret-key-aaaaaaaaaaaaaa"
 KEY_B = "AIzaSyB-test-secret-key-bbbbbbbbbbbbbb"

@@ -13,7 +13,7 @@ from agents.recommendations.keypool import (
     Verdict,
     next_quota_reset,
 )
-from streams.settings import key_fingerprint
+from streams.redaction import key_fingerprint
 
 KEYS = ["AIza-secret-one", "AIza-secret-two", "AIza-secret-three"]
 

@@ -1,4 +1,4 @@
-"""Demo data and events for the README's main command: ``python -m streams.demo seed|deadline|task``.
+"""Demo data and events for the README's main command: ``python -m sandbox.demo seed|deadline|task``.
 
 ``task`` publishes a recommendations task and prints the demo users' cache
 entries as they arrive in Redis.
@@ -109,7 +109,7 @@ async def show_recommendations(settings: Settings, timeout: float = 60.0) -> Non
 
 
 async def _main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m streams.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__)
     parser.add_argument("action", choices=["seed", "deadline", "task"])
     args = parser.parse_args()
     settings = Settings.from_env()

@@ -1,0 +1,210 @@
+"""The wiring: the only module that knows the capabilities. Autodiscovered by ``streams.app``.
+
+At import it registers what Faust needs declared before the worker runs: the
+capabilities' agents, tables and views (by importing their modules), their metric
+collectors, and the rebalance guards. When the worker starts, ``Wiring`` (a
+dependency of the app, so it starts before any agent consumes) creates the topics,
+opens the connections and builds every service complete, with each port it needs,
+then binds them to the capabilities' handles. It closes the connections after the
+agents have stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+
+from mode import Service
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import agents.notifications.views
+import agents.recommendations.views  # noqa: F401 - registers the views
+from agents.notifications.agent import Notifications, digest_deliveries, notifications
+from agents.notifications.i18n import digest_format_from
+from agents.notifications.metrics import notification_metrics
+from agents.notifications.notifier import DigestNotifier
+from agents.notifications.queries import DigestStore
+from agents.notifications.shared_budget import BudgetLimits, SharedBudget
+from agents.notifications.telegram import SEND_MESSAGE, TelegramClient, TelegramUnauthorized
+from agents.notifications.throttle import TelegramRateLimits, Throttle
+from agents.recommendations.advisor import NoGeminiKeys, UserAdvisor
+from agents.recommendations.agent import (
+    Recommendations,
+    recommendation_batch_users,
+    recommendation_batches,
+    recommendation_runs,
+    recommendations,
+)
+from agents.recommendations.cache import RecommendationCache
+from agents.recommendations.counter import BatchCounter
+from agents.recommendations.gemini import GeminiRecommender
+from agents.recommendations.metrics import recommendation_metrics
+from agents.recommendations.outbox import BatchOutbox
+from agents.recommendations.planner import BatchPlanner
+from agents.recommendations.ports import Recommender
+from agents.recommendations.selection import UserSelection
+from models.db import make_engine
+from streams.app import app, settings
+from streams.dead_letters import DeadLetterSink
+from streams.kafka_admin import bootstrap_servers, ensure_topics
+from streams.metrics import collectors, stall_watch_metrics
+from streams.rebalance import install as install_rebalance_guards
+from streams.redaction import bot_id_of
+from streams.settings import Settings
+from streams.topics import (
+    batch_progress_topic,
+    batch_triggers_topic,
+    dead_letters_topic,
+    deadline_passed_topic,
+    digest_retries_topic,
+    recommendation_requests_topic,
+    topic_specs,
+)
+from streams.web import register_probe
+
+__all__ = ["Wiring", "wiring"]
+
+log = logging.getLogger(__name__)
+
+
+class UnconfiguredTelegram:
+    """Stands in for the client when ``TELEGRAM_BOT_TOKEN`` is not set: every send is rejected."""
+
+    async def send_message(self, chat_id: int, text: str, *, max_wait: float | None = None) -> int:
+        raise TelegramUnauthorized(SEND_MESSAGE, None, "TELEGRAM_BOT_TOKEN is not set")
+
+
+class Wiring(Service):
+    """Opens the connections at worker start, builds the capabilities' services, closes them at stop."""
+
+    def __init__(self, config: Settings, **kwargs: object) -> None:
+        self.config = config
+        self._open = AsyncExitStack()
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        config = self.config
+        await ensure_topics(
+            bootstrap_servers(config.kafka_broker_url), topic_specs(), replication=config.topic_replication
+        )
+        engine = make_engine(config.database_url)
+        redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self._open.push_async_callback(engine.dispose)
+        self._open.push_async_callback(redis.aclose)
+        register_probe("postgres", lambda: _select_one(engine))
+        register_probe("redis", redis.ping)
+        notifications.bind(self._notifications(engine))
+        recommendations.bind(self._recommendations(engine, redis))
+
+    def _notifications(self, engine: AsyncEngine) -> Notifications:
+        config = self.config
+        telegram: TelegramClient | None = None
+        budget: SharedBudget | None = None
+        if config.telegram_bot_token:
+            bot_id = bot_id_of(config.telegram_bot_token)
+            # Its own connection with short timeouts and no retries: a slow Redis must not hold sends up.
+            budget_redis = Redis.from_url(
+                config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+            )
+            fallback = TelegramRateLimits(
+                global_per_second=config.telegram_fallback_rate,
+                group_per_minute=config.telegram_group_per_minute,
+                chat_interval=config.telegram_chat_interval,
+            )
+            limits = BudgetLimits(
+                global_per_second=config.telegram_global_rate,
+                chat_interval=config.telegram_chat_interval,
+                group_per_minute=config.telegram_group_per_minute,
+            )
+            budget = SharedBudget(budget_redis, bot_id=bot_id, limits=limits, fallback=Throttle(fallback))
+            telegram = TelegramClient(
+                token=config.telegram_bot_token,
+                base_url=config.telegram_api_base_url,
+                timeout=config.telegram_timeout,
+                throttle=budget,
+            )
+            self._open.push_async_callback(budget_redis.aclose)
+            self._open.push_async_callback(telegram.close)
+            log.info(
+                "telegram: sending as bot id %s, at most %g messages/s shared by every worker of the bot (Redis)",
+                bot_id,
+                config.telegram_global_rate,
+            )
+        else:
+            log.error("TELEGRAM_BOT_TOKEN is not set: digests will be dead-lettered, not sent")
+        notifier = DigestNotifier(
+            table=digest_deliveries,
+            config=config,
+            source=DigestStore(engine),
+            sender=telegram or UnconfiguredTelegram(),
+            retries=digest_retries_topic,
+            rekey=deadline_passed_topic,
+            dead_letters=DeadLetterSink(dead_letters_topic),
+            digest_format=digest_format_from(config.digest_language, config.digest_currency),
+        )
+        return Notifications(notifier=notifier, telegram=telegram, budget=budget)
+
+    def _recommendations(self, engine: AsyncEngine, redis: Redis) -> Recommendations:
+        config = self.config
+        gemini: GeminiRecommender | None = None
+        recommender: Recommender = NoGeminiKeys()
+        if config.gemini_api_keys:
+            gemini = GeminiRecommender(
+                api_keys=config.gemini_api_keys,
+                base_url=config.gemini_api_base_url,
+                model=config.gemini_model,
+                redis=redis,  # key states shared by all workers
+                key_rpm=config.gemini_key_rpm,
+            )
+            recommender = gemini
+            self._open.push_async_callback(gemini.close)
+            log.info("gemini: %r", gemini)
+        else:
+            log.error("GEMINI_API_KEYS is not set: recommendation batches will stop at their first user")
+        users = UserSelection(engine)
+        outbox = BatchOutbox(requests=recommendation_requests_topic, progress=batch_progress_topic)
+        planner = BatchPlanner(
+            runs=recommendation_runs,
+            users=users,
+            outbox=outbox,
+            triggers=batch_triggers_topic,
+            dead_letters=DeadLetterSink(dead_letters_topic),
+            cron=config.recommendations_cron,
+            zone=config.zone,
+        )
+        advisor = UserAdvisor(
+            users=users,
+            cache=RecommendationCache(redis, config.zone),
+            recommender=recommender,
+            outbox=outbox,
+            zone=config.zone,
+            concurrency=config.recommendation_concurrency,
+        )
+        counter = BatchCounter(
+            batches=recommendation_batches,
+            counted=recommendation_batch_users,
+            users=users,
+            outbox=outbox,
+            stall_after=config.recommendations_stall_after,
+        )
+        return Recommendations(planner=planner, advisor=advisor, counter=counter, gemini=gemini)
+
+    async def on_stop(self) -> None:
+        await self._open.aclose()
+
+
+async def _select_one(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+wiring = Wiring(settings)
+app.add_dependency(wiring)
+stall_watch = install_rebalance_guards(app, stall_after=settings.stream_stall_after)
+collectors.register(lambda: notification_metrics(notifications()))
+collectors.register(lambda: recommendation_metrics(recommendations().gemini, recommendation_batches))
+collectors.register(lambda: stall_watch_metrics(stall_watch))
