@@ -7,7 +7,7 @@ queries rely on (the backend should carry the same ones).
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import (
     BigInteger,
@@ -34,6 +34,7 @@ __all__ = [
     "User",
     "create_schema",
     "make_engine",
+    "parse_price",
 ]
 
 
@@ -129,3 +130,14 @@ async def create_schema(engine: AsyncEngine) -> None:
     """Create the backend's tables and our indexes if missing (tests, demo)."""
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
+
+
+def parse_price(value: object) -> Decimal | None:
+    """A usable price from a ``NUMERIC`` column, or None for a missing, non-numeric, non-finite or negative one."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        price = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return price if price.is_finite() and price >= 0 else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Date, Integer, Select, and_, bindparam, func, select, update
@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.notifications.digest import CafeDigest, OrderLine
-from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User
+from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
 
 __all__ = ["DIGEST_STATEMENT", "DigestStore", "digest_query"]
 
@@ -71,11 +71,9 @@ def digest_query(cafe_id: int, order_date: date) -> Select[Any]:
 
 
 def _price(value: object, order_id: int) -> Decimal:
-    try:
-        price = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        price = Decimal("NaN")
-    if not price.is_finite() or price < 0:
+    """The order's price for the digest: an invalid one counts as 0.00, with a warning."""
+    price = parse_price(value)
+    if price is None:
         log.warning("order %s has an invalid total_price; counted as 0.00", order_id)
         return Decimal("0.00")
     return price

@@ -12,14 +12,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.recommendations.advice import UserOrderStats
-from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User
+from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
 
 __all__ = [
     "ACTIVE_MIN_ORDERS",
@@ -126,17 +126,6 @@ class ItemRow:
     category: str | None
 
 
-def _price(value: object) -> Decimal | None:
-    """A usable price, or None for a missing, non-numeric, non-finite or negative one."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        price = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return price if price.is_finite() and price >= 0 else None
-
-
 def _label(value: object) -> str | None:
     """A stripped name, or None when missing or blank."""
     if not isinstance(value, str):
@@ -180,7 +169,7 @@ def compute_stats(
     order_ids = {order.order_id for order in orders}
     own_items = [item for item in items if item.order_id in order_ids]
 
-    prices = [price for price in map(_price, (order.total_price for order in orders)) if price is not None]
+    prices = [price for price in map(parse_price, (order.total_price for order in orders)) if price is not None]
     if len(prices) < len(orders):
         log.warning("user %s: %d order(s) with an invalid total_price left out", user_id, len(orders) - len(prices))
     total = sum(prices, _ZERO).quantize(_CENT, rounding=ROUND_HALF_UP)
