@@ -29,7 +29,8 @@ from agents.notifications.metrics import notification_metrics
 from agents.notifications.notifier import DigestNotifier
 from agents.notifications.queries import DigestStore
 from agents.notifications.shared_budget import BudgetLimits, SharedBudget
-from agents.notifications.telegram import SEND_MESSAGE, TelegramClient, TelegramUnauthorized
+from agents.notifications.telegram import SEND_MESSAGE, TelegramClient
+from agents.notifications.telegram_errors import TelegramUnauthorized
 from agents.notifications.throttle import TelegramRateLimits, Throttle
 from agents.recommendations.advisor import NoGeminiKeys, UserAdvisor
 from agents.recommendations.agent import (

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from agents.notifications.digest import CafeDigest, render_digest, skip_reason
 from agents.notifications.i18n import DEFAULT_FORMAT, DigestFormat
-from agents.notifications.telegram import (
+from agents.notifications.telegram_errors import (
     TelegramChatMigrated,
     TelegramError,
     TelegramRetryAfter,

@@ -181,9 +181,9 @@ class GeminiRecommender:
         while (lease := await self._keys.acquire()) is None:
             wait = self.pool.next_ready_in()
             if wait is None:
-                raise AllKeysExhausted("every Gemini API key is disabled", ready_in=None)
+                raise AllKeysExhausted("every Gemini API key is disabled")
             if self._clock() + wait > deadline:
-                raise AllKeysExhausted(f"no Gemini API key usable for {wait:.0f} s", ready_in=wait)
+                raise AllKeysExhausted(f"no Gemini API key usable for {wait:.0f} s")
             await asyncio.sleep(wait or _BUSY_POLL)  # 0.0: a key is ready but busy
         return lease
 

@@ -45,9 +45,6 @@ DISABLE_FOR = 3 * 3600.0  # seconds a rejected key stays disabled
 class AllKeysExhausted(Exception):
     """No key is usable now or within the caller's bound (all disabled, or parked/cooling too long)."""
 
-    def __init__(self, message: str, *, ready_in: float | None = None) -> None:
-        super().__init__(message)
-        self.ready_in = ready_in  # seconds until a key is usable again; None: all disabled
 
 
 class KeyState(StrEnum):

@@ -17,7 +17,7 @@ from agents.notifications.delivery import MAX_RATE_LIMITS_IN_PLACE
 from agents.notifications.digest import CafeDigest, OrderLine
 from agents.notifications.i18n import DEFAULT_FORMAT
 from agents.notifications.notifier import DigestNotifier
-from agents.notifications.telegram import TelegramForbidden, TelegramRetryAfter, TelegramServerError
+from agents.notifications.telegram_errors import TelegramForbidden, TelegramRetryAfter, TelegramServerError
 from models.records import DigestRetry
 from streams.dead_letters import DeadLetterSink
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.notifications.telegram import (
+from agents.notifications.telegram_errors import (
     DEFAULT_RETRY_AFTER,
     TelegramAPIError,
     TelegramBadRequest,
@@ -77,7 +77,6 @@ def test_status_decides(status: int, description: str, kind: type[TelegramError]
     assert exc.status == status
     assert exc.description == description
     assert exc.retryable is retryable
-    assert not exc.ambiguous
 
 
 def test_description_text_never_decides() -> None:
@@ -107,10 +106,10 @@ def test_5xx_with_an_html_page_is_a_server_error(status: int) -> None:
         ({"ok": "yes", "result": {"message_id": 1}}, "response has no result.message_id"),
     ],
 )
-def test_malformed_2xx_is_retryable_and_ambiguous(body: object, description: str) -> None:
+def test_malformed_2xx_is_retryable(body: object, description: str) -> None:
     exc = classify_response(M, 200, body)
     assert type(exc) is TelegramUnexpectedResponse
-    assert (exc.retryable, exc.ambiguous, exc.status) == (True, True, 200)
+    assert (exc.retryable, exc.status) == (True, 200)
     assert exc.description == description
 
 
