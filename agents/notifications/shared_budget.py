@@ -33,68 +33,15 @@ from enum import StrEnum
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from agents.notifications.budget_scripts import BOOK, PAUSE, STATE, budget_keys
 from agents.notifications.throttle import GROUP_WINDOW, Departures, Throttle, ThrottleWait, leave
 
-__all__ = ["BudgetLimits", "BudgetMode", "BudgetStats", "FallbackSwitch", "SharedBudget", "budget_keys"]
+__all__ = ["BudgetLimits", "BudgetMode", "BudgetStats", "FallbackSwitch", "SharedBudget"]
 
 log = logging.getLogger(__name__)
 
 #: What counts as "Redis is unavailable": the budget falls back instead of failing the send.
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
-
-_BOOK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local spacing, chat_interval = tonumber(ARGV[1]), tonumber(ARGV[2])
-local group_limit, group_window = tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_wait, eps = tonumber(ARGV[5]), 0.000001
-local at = math.max(now, tonumber(redis.call('GET', KEYS[4]) or '0'))
-local last = redis.call('GET', KEYS[2])
-if last then at = math.max(at, tonumber(last) + chat_interval) end
-if group_limit > 0 and redis.call('LLEN', KEYS[3]) >= group_limit then
-  at = math.max(at, tonumber(redis.call('LINDEX', KEYS[3], -group_limit)) + group_window)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now - spacing))
-local booked = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%.6f', at - spacing + eps), '+inf', 'WITHSCORES')
-for i = 2, #booked, 2 do
-  local b = tonumber(booked[i])
-  if b < at + spacing - eps then at = b + spacing else break end
-end
-local wait = at - now
-if max_wait >= 0 and wait > max_wait then return {0, string.format('%.6f', wait)} end
-local stamp = string.format('%.6f', at)
-local function keep(key, seconds)
-  local ms = math.ceil(seconds * 1000) + 1000
-  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
-end
-redis.call('ZADD', KEYS[1], stamp, ARGV[6])
-keep(KEYS[1], wait + spacing)
-redis.call('SET', KEYS[2], stamp, 'PX', math.ceil((wait + chat_interval) * 1000) + 1000)
-if group_limit > 0 then
-  redis.call('RPUSH', KEYS[3], stamp)
-  redis.call('LTRIM', KEYS[3], -group_limit, -1)
-  keep(KEYS[3], wait + group_window)
-end
-return {1, string.format('%.6f', wait)}
-"""
-
-_PAUSE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local resume_at = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if resume_at > current then
-  redis.call('SET', KEYS[1], string.format('%.6f', resume_at), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
-end
-return string.format('%.6f', math.max(resume_at, current) - now)
-"""
-
-_STATE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local paused = tonumber(redis.call('GET', KEYS[2]) or '0') - now
-return {redis.call('ZCOUNT', KEYS[1], string.format('(%.6f', now), '+inf'), string.format('%.6f', math.max(0, paused))}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +55,6 @@ class BudgetLimits:
     def __post_init__(self) -> None:
         if self.global_per_second <= 0 or self.group_per_minute < 1 or self.chat_interval < 0:
             raise ValueError("rates must be positive")
-
-
-def budget_keys(bot_id: str, chat_id: int) -> tuple[str, str, str, str]:
-    """Redis keys of one booking: the bot's sends, the chat's last send, the group's last sends, the bot's pause."""
-    bot = f"lunch:telegram:{bot_id}"
-    return f"{bot}:sends", f"{bot}:chat:{chat_id}", f"{bot}:group:{chat_id}", f"{bot}:paused-until"
 
 
 class BudgetMode(StrEnum):
@@ -180,9 +121,9 @@ class SharedBudget:
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
-        self._book = redis.register_script(_BOOK)
-        self._pause = redis.register_script(_PAUSE)
-        self._state = redis.register_script(_STATE)
+        self._book = redis.register_script(BOOK)
+        self._pause = redis.register_script(PAUSE)
+        self._state = redis.register_script(STATE)
         self._bot_id = bot_id
         self.limits = limits
         self._fallback = fallback

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from agents.notifications.shared_budget import BudgetLimits, BudgetMode, FallbackSwitch, budget_keys
+from agents.notifications.budget_scripts import budget_keys
+from agents.notifications.shared_budget import BudgetLimits, BudgetMode, FallbackSwitch
 from agents.notifications.throttle import TelegramRateLimits, Throttle
 from tests.unit.notifications.test_throttle import FakeClock
 

@@ -1,0 +1,69 @@
+"""The Lua scripts of the bot's shared budget, and its Redis keys (see ``shared_budget``).
+
+All times are Redis's own (``TIME``), in seconds, so the workers' clocks do not matter;
+every key expires once it can no longer matter.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BOOK", "PAUSE", "STATE", "budget_keys"]
+
+BOOK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local spacing, chat_interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+local group_limit, group_window = tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_wait, eps = tonumber(ARGV[5]), 0.000001
+local at = math.max(now, tonumber(redis.call('GET', KEYS[4]) or '0'))
+local last = redis.call('GET', KEYS[2])
+if last then at = math.max(at, tonumber(last) + chat_interval) end
+if group_limit > 0 and redis.call('LLEN', KEYS[3]) >= group_limit then
+  at = math.max(at, tonumber(redis.call('LINDEX', KEYS[3], -group_limit)) + group_window)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now - spacing))
+local booked = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%.6f', at - spacing + eps), '+inf', 'WITHSCORES')
+for i = 2, #booked, 2 do
+  local b = tonumber(booked[i])
+  if b < at + spacing - eps then at = b + spacing else break end
+end
+local wait = at - now
+if max_wait >= 0 and wait > max_wait then return {0, string.format('%.6f', wait)} end
+local stamp = string.format('%.6f', at)
+local function keep(key, seconds)
+  local ms = math.ceil(seconds * 1000) + 1000
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+redis.call('ZADD', KEYS[1], stamp, ARGV[6])
+keep(KEYS[1], wait + spacing)
+redis.call('SET', KEYS[2], stamp, 'PX', math.ceil((wait + chat_interval) * 1000) + 1000)
+if group_limit > 0 then
+  redis.call('RPUSH', KEYS[3], stamp)
+  redis.call('LTRIM', KEYS[3], -group_limit, -1)
+  keep(KEYS[3], wait + group_window)
+end
+return {1, string.format('%.6f', wait)}
+"""
+
+PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local resume_at = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if resume_at > current then
+  redis.call('SET', KEYS[1], string.format('%.6f', resume_at), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return string.format('%.6f', math.max(resume_at, current) - now)
+"""
+
+STATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0') - now
+return {redis.call('ZCOUNT', KEYS[1], string.format('(%.6f', now), '+inf'), string.format('%.6f', math.max(0, paused))}
+"""
+
+
+def budget_keys(bot_id: str, chat_id: int) -> tuple[str, str, str, str]:
+    """Redis keys of one booking: the bot's sends, the chat's last send, the group's last sends, the bot's pause."""
+    bot = f"lunch:telegram:{bot_id}"
+    return f"{bot}:sends", f"{bot}:chat:{chat_id}", f"{bot}:group:{chat_id}", f"{bot}:paused-until"
