@@ -63,17 +63,25 @@ async def build() -> None:
     )
     # The digest cafe: 200 orders today with two items each.
     cafe_id = await conn.fetchval("INSERT INTO cafes (name, tg_chat_id) VALUES ('busy cafe', -1) RETURNING id")
-    combo_id = await conn.fetchval("INSERT INTO combos (cafe_id, name, price) VALUES ($1, 'combo', 450) RETURNING id",
-                                   cafe_id)
-    items = [await conn.fetchval("INSERT INTO menu_items (cafe_id, name, category) VALUES ($1, $2, 'main') "
-                                 "RETURNING id", cafe_id, f"dish {i}") for i in range(2)]
+    combo_id = await conn.fetchval(
+        "INSERT INTO combos (cafe_id, name, price) VALUES ($1, 'combo', 450) RETURNING id", cafe_id
+    )
+    items = [
+        await conn.fetchval(
+            "INSERT INTO menu_items (cafe_id, name, category) VALUES ($1, $2, 'main') RETURNING id",
+            cafe_id,
+            f"dish {i}",
+        )
+        for i in range(2)
+    ]
     await conn.execute(
         f"INSERT INTO orders (user_id, cafe_id, combo_id, order_date, total_price) "
         f"SELECT g, {cafe_id}, {combo_id}, DATE '{TODAY}', 450 FROM generate_series(1, 200) g"
     )
     await conn.execute(
         f"INSERT INTO order_items (order_id, menu_item_id) SELECT o.id, i FROM orders o, unnest($1::bigint[]) i "
-        f"WHERE o.cafe_id = {cafe_id}", items
+        f"WHERE o.cafe_id = {cafe_id}",
+        items,
     )
     await conn.execute("VACUUM ANALYZE")
     print(f"built {ORDERS + 200:,} orders in {time.perf_counter() - started:.1f}s")

@@ -69,8 +69,12 @@ async def run(db: FreshDatabase, pairs: list[tuple[int, int]], workers: int, rat
     fake = run_in_thread(expected_token=TOKEN, enforce_limits=True)
     name = unique_name("fleet")
     env = {
-        "APP_ID": name, "TOPIC_PREFIX": f"{name}.", "DATABASE_URL": db.url, "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": fake.base_url, "BROKER_SESSION_TIMEOUT": "6",
+        "APP_ID": name,
+        "TOPIC_PREFIX": f"{name}.",
+        "DATABASE_URL": db.url,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+        "BROKER_SESSION_TIMEOUT": "6",
     }
     if rate is not None:
         env["TELEGRAM_GLOBAL_RATE"] = str(rate)
@@ -89,8 +93,9 @@ async def run(db: FreshDatabase, pairs: list[tuple[int, int]], workers: int, rat
         messages = [m for m in fake.messages if m.chat_id in chats]
         arrivals = sorted(m.received_at for m in messages if m.delivered)
         views = [await view(w.env["WEB_PORT"]) for w in fleet]
-        sends = sum(int(v["telegram"]["responses"].get("200", 0)) + int(v["telegram"]["responses"].get("429", 0))
-                    for v in views)
+        sends = sum(
+            int(v["telegram"]["responses"].get("200", 0)) + int(v["telegram"]["responses"].get("429", 0)) for v in views
+        )
         trips = sum(v["budget"]["worker"]["redis_round_trips"] for v in views)
         configured = float(views[0]["budget"]["global_rate"])
         combined = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])

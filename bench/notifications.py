@@ -73,8 +73,13 @@ async def run(db: FreshDatabase, mode: str, cafes: int, global_rate: float, late
     fake = run_in_thread(expected_token=TOKEN, enforce_limits=limits, latency=latency)
     name = unique_name("bench")
     env = {
-        "APP_ID": name, "TOPIC_PREFIX": f"{name}.", "WEB_PORT": str(free_port()), "DATABASE_URL": db.url,
-        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.base_url, "BROKER_SESSION_TIMEOUT": "6",
+        "APP_ID": name,
+        "TOPIC_PREFIX": f"{name}.",
+        "WEB_PORT": str(free_port()),
+        "DATABASE_URL": db.url,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+        "BROKER_SESSION_TIMEOUT": "6",
     }
     if limits:
         env["TELEGRAM_GLOBAL_RATE"] = str(global_rate)

@@ -50,8 +50,13 @@ async def run(db: FreshDatabase, users: int, keys: int, rpm: int, latency: float
     fake = run_in_thread(latency=latency, rpm_limit=rpm)
     name = unique_name("bench")
     env = {
-        "APP_ID": name, "TOPIC_PREFIX": f"{name}.", "WEB_PORT": str(free_port()), "DATABASE_URL": db.url,
-        "REDIS_URL": REDIS_URL, "GEMINI_API_BASE_URL": fake.base_url, "BROKER_SESSION_TIMEOUT": "6",
+        "APP_ID": name,
+        "TOPIC_PREFIX": f"{name}.",
+        "WEB_PORT": str(free_port()),
+        "DATABASE_URL": db.url,
+        "REDIS_URL": REDIS_URL,
+        "GEMINI_API_BASE_URL": fake.base_url,
+        "BROKER_SESSION_TIMEOUT": "6",
         "GEMINI_API_KEYS": ",".join(f"bench-key-{i}" for i in range(keys)),
         "RECOMMENDATION_CONCURRENCY": str(concurrency),
     }

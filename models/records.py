@@ -198,8 +198,9 @@ def dead_letter(
 def rejected_event(event: Any, reason: str) -> DeadLetter:
     """The dead letter of a Faust event we could not process, with its topic, partition and offset."""
     message = event.message
-    return dead_letter(message.topic, reason, event.key, event.value, partition=message.partition,
-                       offset=message.offset)
+    return dead_letter(
+        message.topic, reason, event.key, event.value, partition=message.partition, offset=message.offset
+    )
 
 
 def _load_object(raw: bytes | str | None) -> dict[str, Any]:

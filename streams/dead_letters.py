@@ -122,12 +122,20 @@ async def replay_dead_letters(settings: Settings, *, dry_run: bool = False, idle
                     plan = plan_replay(letter, time.time()) if isinstance(letter, dict) else None
                     if plan is None:
                         counts["unreplayable"] += 1
-                        log.warning("dead letter at offset %s cannot be replayed: %s", message.offset,
-                                    letter.get("reason") if isinstance(letter, dict) else "not a dead letter")
+                        log.warning(
+                            "dead letter at offset %s cannot be replayed: %s",
+                            message.offset,
+                            letter.get("reason") if isinstance(letter, dict) else "not a dead letter",
+                        )
                         continue
                     counts["replayed"] += 1
-                    log.info("dead letter at offset %s -> %s key %s%s", message.offset, plan.topic, plan.key,
-                             " (dry run)" if dry_run else "")
+                    log.info(
+                        "dead letter at offset %s -> %s key %s%s",
+                        message.offset,
+                        plan.topic,
+                        plan.key,
+                        " (dry run)" if dry_run else "",
+                    )
                     if not dry_run:
                         await producer.send_and_wait(settings.topic(plan.topic), plan.value, key=plan.key.encode())
             if batch and not dry_run:

@@ -33,7 +33,6 @@ def bootstrap_servers(broker_url: str) -> list[str]:
     return servers
 
 
-
 class TopicLayoutError(RuntimeError):
     """An existing topic's partition count breaks co-partitioning."""
 

@@ -25,9 +25,7 @@ class EventPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers(settings.kafka_broker_url), acks="all"
-        )
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings.kafka_broker_url), acks="all")
 
     async def __aenter__(self) -> EventPublisher:
         await self._producer.start()

@@ -117,8 +117,6 @@ class DigestStore:
         """Persist a group's migration to a supergroup; False when the row had changed meanwhile."""
         async with self._engine.begin() as conn:
             result = await conn.execute(
-                update(Cafe)
-                .where(Cafe.id == cafe_id, Cafe.tg_chat_id == old_chat_id)
-                .values(tg_chat_id=new_chat_id)
+                update(Cafe).where(Cafe.id == cafe_id, Cafe.tg_chat_id == old_chat_id).values(tg_chat_id=new_chat_id)
             )
         return bool(result.rowcount)

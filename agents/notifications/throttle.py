@@ -101,9 +101,7 @@ class Departures:
         self._window.book(now)
 
 
-async def leave(
-    departures: Departures, now: Callable[[], float], sleep: Callable[[float], Awaitable[object]]
-) -> float:
+async def leave(departures: Departures, now: Callable[[], float], sleep: Callable[[float], Awaitable[object]]) -> float:
     """Wait until leaving keeps ``departures``' window, record the departure; return the wait."""
     waited = 0.0
     while (wait := departures.wait(now())) > 0:

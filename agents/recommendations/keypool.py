@@ -46,7 +46,6 @@ class AllKeysExhausted(Exception):
     """No key is usable now or within the caller's bound (all disabled, or parked/cooling too long)."""
 
 
-
 class KeyState(StrEnum):
     READY = "ready"
     COOLING = "cooling"

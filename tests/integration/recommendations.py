@@ -60,4 +60,3 @@ async def finished_batch(web_port: int, known: set[str], timeout: float = 30.0) 
 async def cached(redis: Redis, user_id: int) -> dict | None:
     raw = await redis.get(f"recommendations:user:{user_id}")
     return json.loads(raw) if raw is not None else None
-

@@ -27,8 +27,11 @@ bad_values = st.one_of(
     st.fixed_dictionaries({"cafe_id": scalars, "date": scalars}).map(lambda d: json.dumps(d).encode()),
     st.fixed_dictionaries({"date": st.just(DAY.isoformat())}).map(lambda d: json.dumps(d).encode()),  # no cafe_id
     st.fixed_dictionaries({"cafe_id": st.integers(1, 10**6)}).map(lambda d: json.dumps(d).encode()),  # no date
-    st.builds(lambda n, s: json.dumps({"cafe_id": n, "date": s * 40_000}).encode(),  # huge strings
-              st.integers(1, 10**6), st.sampled_from(["x", "2026-11-25"])),
+    st.builds(
+        lambda n, s: json.dumps({"cafe_id": n, "date": s * 40_000}).encode(),  # huge strings
+        st.integers(1, 10**6),
+        st.sampled_from(["x", "2026-11-25"]),
+    ),
     st.lists(scalars, max_size=5).map(lambda v: json.dumps(v).encode()),
 ).filter(lambda raw: not _valid(raw))
 
@@ -50,8 +53,13 @@ def generate(count: int) -> list[bytes]:
     """``count`` malformed values drawn by Hypothesis (generation only: nothing to shrink here)."""
     drawn: list[bytes] = []
 
-    @settings(max_examples=count, phases=[Phase.generate], database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        phases=[Phase.generate],
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(bad_values)
     def collect(value: bytes) -> None:
         drawn.append(value)

@@ -61,8 +61,9 @@ KILL_DUPLICATE_WINDOW = 16
 
 async def test_worker_killed_mid_stream_of_500_delivers_every_digest(test_database_url, factory, tmp_path):
     fake = run_in_thread(expected_token=BOT_TOKEN)
-    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="100",
-                     **PATIENT_DELIVERY)
+    env = worker_env(
+        test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="100", **PATIENT_DELIVERY
+    )
     worker = start_worker(env, tmp_path)
     try:
         chats = await publish_deadlines(env, await cafes_with_orders(factory, 500, -10_000_000))
@@ -82,8 +83,9 @@ async def test_worker_killed_mid_stream_of_500_delivers_every_digest(test_databa
 
 async def test_two_workers_one_stopped_mid_stream_every_digest_arrives_once(test_database_url, factory, tmp_path):
     fake = run_in_thread(expected_token=BOT_TOKEN)
-    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="50",
-                     **PATIENT_DELIVERY)
+    env = worker_env(
+        test_database_url, TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_GLOBAL_RATE="50", **PATIENT_DELIVERY
+    )
     first = start_worker(env, tmp_path)
     second = WorkerProcess({**env, "WEB_PORT": str(free_port())}, tmp_path / "second.log").start()
     try:
@@ -125,4 +127,3 @@ async def test_bot_api_down_for_a_minute_then_every_digest_arrives_once(test_dat
     finally:
         worker.stop()
         fake.stop()
-

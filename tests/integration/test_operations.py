@@ -30,7 +30,12 @@ async def get(settings: Settings, path: str) -> tuple[int, str]:
 def cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "faust", "-A", "streams.app", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return done.stdout + done.stderr
 
@@ -56,7 +61,9 @@ async def test_health_reports_every_service(worker, worker_settings):
     health = json.loads(body)
     assert health["status"] == "ok"
     assert {name: check["ok"] for name, check in health["checks"].items()} == {
-        "kafka": True, "postgres": True, "redis": True,
+        "kafka": True,
+        "postgres": True,
+        "redis": True,
     }
 
 

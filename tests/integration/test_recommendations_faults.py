@@ -89,9 +89,7 @@ async def _finished(port: int) -> list[dict] | None:
     return done or None
 
 
-async def test_a_batch_missed_while_workers_were_down_runs_when_they_return(
-    database, gemini, factory, redis, tmp_path
-):
+async def test_a_batch_missed_while_workers_were_down_runs_when_they_return(database, gemini, factory, redis, tmp_path):
     user = await active_user(factory, "Early Bird")
     env = env_for(database, gemini, RECOMMENDATIONS_CRON="0 6 1 1 *", RECOMMENDATIONS_CHECK_INTERVAL="0.5")
     worker = start_worker(env, tmp_path)

@@ -30,8 +30,17 @@ def test_worker_environment_is_read_by_settings_and_points_at_the_compose_servic
     assert settings.database_url == "postgresql+asyncpg://postgres@postgres:5432/lunch"
     assert settings.redis_url == "redis://redis:6379/0"
     assert settings.web_bind == "0.0.0.0"
-    known = {"KAFKA_BROKER_URL", "DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL",
-             "GEMINI_API_KEYS", "TIMEZONE", "WEB_PORT", "WEB_BIND"}
+    known = {
+        "KAFKA_BROKER_URL",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_API_BASE_URL",
+        "GEMINI_API_KEYS",
+        "TIMEZONE",
+        "WEB_PORT",
+        "WEB_BIND",
+    }
     assert set(worker_env) <= known
 
 

@@ -46,9 +46,7 @@ def split(prompt: str) -> tuple[str, dict, str]:
 
 
 def test_valid_answer_is_stripped():
-    rec = validate_recommendation(
-        {"summary": "  Eat soup.  ", "tips": [" Try the vegan box. ", "Order early."]}
-    )
+    rec = validate_recommendation({"summary": "  Eat soup.  ", "tips": [" Try the vegan box. ", "Order early."]})
     assert rec == Recommendation(summary="Eat soup.", tips=["Try the vegan box.", "Order early."])
 
 

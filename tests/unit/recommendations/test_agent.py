@@ -28,9 +28,16 @@ TODAY = date(2026, 11, 25)
 
 def stats(user_id: int) -> UserOrderStats:
     return UserOrderStats(
-        user_id=user_id, name=f"User {user_id}", order_count=5, total_spent=Decimal("2250.00"),
-        average_spend=Decimal("450.00"), favourite_combos=[("Business", 5)], favourite_items=[("Soup", 5)],
-        favourite_categories=[("soup", 5)], weekdays=[("Monday", 5)], recent_notes=["no onions"],
+        user_id=user_id,
+        name=f"User {user_id}",
+        order_count=5,
+        total_spent=Decimal("2250.00"),
+        average_spend=Decimal("450.00"),
+        favourite_combos=[("Business", 5)],
+        favourite_items=[("Soup", 5)],
+        favourite_categories=[("soup", 5)],
+        weekdays=[("Monday", 5)],
+        recent_notes=["no onions"],
         cafes=[("Cafe", 5)],
     )
 
@@ -217,7 +224,12 @@ async def test_counter_counts_each_user_once_and_finishes(wired):
 async def test_a_stalled_batch_gets_its_missing_users_resent_then_is_abandoned(wired):
     quiet = reco.settings.recommendations_stall_after + 1
     stalled = BatchCounts(
-        "b", day="2026-11-25", trigger="manual", total=3, succeeded=1, started_at=NOON - 2 * quiet,
+        "b",
+        day="2026-11-25",
+        trigger="manual",
+        total=3,
+        succeeded=1,
+        started_at=NOON - 2 * quiet,
         updated_at=NOON - quiet,
     )
     reco.recommendation_batches.data["b"] = stalled.to_dict()
