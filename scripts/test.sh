@@ -8,4 +8,5 @@ cd "$repo"
 scripts/services.sh start
 scripts/bootstrap.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"
