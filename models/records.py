@@ -138,6 +138,10 @@ class BatchProgress(faust.Record, serializer="json"):
     trigger: str | None = None
     user_id: int | None = None
     reason: str | None = None
+    # Tokens of the user's Gemini answer, when one came (absent in records written before they were kept).
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
 
     def __post_init__(self) -> None:
         self.kind = ProgressKind(self.kind)
