@@ -2,9 +2,9 @@
 
 Answers like the real API: ``POST /v1beta/models/{model}:generateContent`` with the key in the
 ``x-goog-api-key`` header (or ``?key=``). By default it returns a plausible recommendation built
-from the prompt's data block; :meth:`SandboxGemini.script` queues other replies per key or for
-all (:func:`answer`, :func:`default`, :func:`rate_limited`, :func:`invalid_key`, :func:`unavailable`,
-:func:`error`).
+from the prompt's data block; every 200 carries ``usageMetadata`` (about 4 characters a token).
+:meth:`SandboxGemini.script` queues other replies per key or for all (:func:`answer`, :func:`default`,
+:func:`rate_limited`, :func:`invalid_key`, :func:`unavailable`, :func:`error`).
 Every request is recorded with the key's fingerprint only.
 
 Three ways to run it (the same API as :mod:`sandbox.telegram`)::
@@ -45,6 +45,7 @@ __all__ = [
     "rate_limited",
     "run_in_thread",
     "unavailable",
+    "usage_metadata",
 ]
 
 _TYPE = "type.googleapis.com/google.rpc."
@@ -106,6 +107,16 @@ def unavailable(message: str = "The model is overloaded. Please try again later.
     return error(503, "UNAVAILABLE", message)
 
 
+def usage_metadata(prompt: str, text: str) -> dict[str, int]:
+    """Gemini's ``usageMetadata`` for an answer, estimated as about 4 characters a token."""
+    prompt_tokens, answer_tokens = max(1, round(len(prompt) / 4)), max(1, round(len(text) / 4))
+    return {
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": answer_tokens,
+        "totalTokenCount": prompt_tokens + answer_tokens,
+    }
+
+
 def _seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
 
@@ -120,10 +131,9 @@ def default_text(prompt: str) -> str:
         except ValueError:
             data = {}
     name = str(data.get("name") or "there")
-    combos = data.get("favourite_combos")
-    top = combos[0] if isinstance(combos, list) and combos and isinstance(combos[0], dict) else {}
-    combo = top.get("name") or "the daily combo"
-    count = data.get("orders_last_30_days", "several")
+    combos = data.get("combos")
+    combo = next(iter(combos), "the daily combo") if isinstance(combos, dict) else "the daily combo"
+    count = data.get("orders", "several")
     return json.dumps(
         {
             "summary": f"Hi {name}! You ordered {count} lunches this month, most often {combo}.",
@@ -246,12 +256,7 @@ class SandboxGemini:
             await asyncio.sleep(delay)
         payload = dict(reply.body)
         if reply.status == 200:
-            text = payload["candidates"][0]["content"]["parts"][0]["text"]
-            payload["usageMetadata"] = {
-                "promptTokenCount": len(prompt) // 4,
-                "candidatesTokenCount": len(text) // 4,
-                "totalTokenCount": (len(prompt) + len(text)) // 4,
-            }
+            payload["usageMetadata"] = usage_metadata(prompt, payload["candidates"][0]["content"]["parts"][0]["text"])
             payload["modelVersion"] = model
             payload["responseId"] = f"sandbox-{len(self.requests)}"
         return web.json_response(payload, status=reply.status)

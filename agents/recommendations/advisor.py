@@ -3,7 +3,8 @@
 Requests are handled ``RECOMMENDATION_CONCURRENCY`` at a time per worker, each in a
 slot of its own (one slow Gemini call does not idle the others), one at a time per
 user, and acknowledged only once handled. Every outcome is reported as
-``BatchProgress`` for the counter.
+``BatchProgress`` for the counter, with the tokens of Gemini's answer when one came
+(even an unusable one, or one whose caching failed: it was billed).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 from faust.types import EventT
 
-from agents.recommendations.advice import Recommendation, build_prompt
+from agents.recommendations.advice import build_prompt
 from agents.recommendations.gemini import GeminiError
 from agents.recommendations.keypool import AllKeysExhausted
 from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.ports import Cache, Recommender, UserSource
+from agents.recommendations.usage import Answer, TokenUsage
 from models.records import BatchProgress, ProgressKind, RecommendationRequest
 from streams.concurrency import KeyedLocks, TaskPool
 
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 class NoGeminiKeys:
     """The recommender when ``GEMINI_API_KEYS`` is not set: every batch stops at its first user."""
 
-    async def recommend(self, prompt: str) -> Recommendation:
+    async def recommend(self, prompt: str) -> Answer:
         raise AllKeysExhausted("GEMINI_API_KEYS is not set")
 
 
@@ -80,10 +82,18 @@ class UserAdvisor:
     async def advise(self, request: RecommendationRequest) -> list[BatchProgress]:
         """Make, validate and cache one user's recommendation; the progress to report. Never raises."""
         tag = f"recommendation batch={request.batch_id} user={request.user_id}"
+        usage: TokenUsage | None = None
 
         def progress(kind: ProgressKind, reason: str | None = None) -> BatchProgress:
             return BatchProgress(
-                batch_id=request.batch_id, kind=kind, at=self.clock(), user_id=request.user_id, reason=reason
+                batch_id=request.batch_id,
+                kind=kind,
+                at=self.clock(),
+                user_id=request.user_id,
+                reason=reason,
+                prompt_tokens=usage.prompt if usage else None,
+                output_tokens=usage.output if usage else None,
+                total_tokens=usage.total if usage else None,
             )
 
         if request.batch_id in self.exhausted:
@@ -97,8 +107,11 @@ class UserAdvisor:
             if stats is None:
                 log.info("%s: no orders in the window, skipped", tag)
                 return [progress(ProgressKind.SKIPPED, "no orders")]
-            recommendation = await self.recommender.recommend(build_prompt(stats))
-            await self.cache.store(request.user_id, recommendation, datetime.fromtimestamp(self.clock(), self.zone))
+            answer = await self.recommender.recommend(build_prompt(stats))
+            usage = answer.usage
+            await self.cache.store(
+                request.user_id, answer.recommendation, datetime.fromtimestamp(self.clock(), self.zone)
+            )
         except AllKeysExhausted as exc:
             first = request.batch_id not in self.exhausted
             self.exhausted.add(request.batch_id)
@@ -108,6 +121,7 @@ class UserAdvisor:
             log.error("%s: every Gemini key is exhausted (%s): batch stopped, remaining users skipped", tag, exc)
             return [progress(ProgressKind.STOPPED, f"all Gemini keys exhausted: {exc}"), skipped]
         except GeminiError as exc:
+            usage = exc.usage
             log.warning("%s: failed: %s", tag, exc)
             return [progress(ProgressKind.FAILED, str(exc)[:300])]
         except Exception as exc:  # Redis, PostgreSQL: counted, the batch goes on

@@ -1,4 +1,8 @@
-"""Per-batch counts: a pure fold of ``BatchProgress`` events into the batch's table entry."""
+"""Per-batch counts: a pure fold of ``BatchProgress`` events into the batch's table entry.
+
+Tokens are summed from every user outcome that carries them, even one not counted as a user
+(delivered twice, or past the total): each was a Gemini answer, and billed.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
+from agents.recommendations.usage import TokenPrices
 from models.records import USER_OUTCOMES, BatchProgress, ProgressKind
 
-__all__ = ["BatchCounts", "BatchStatus", "apply_progress", "progress_step"]
+__all__ = ["BatchCounts", "BatchStatus", "add_tokens", "apply_progress", "progress_step"]
 
 
 class BatchStatus(StrEnum):
@@ -34,10 +39,17 @@ class BatchCounts:
     stopped_reason: str | None = None
     updated_at: float | None = None
     resent: int = 0  # rounds of resending a stalled batch's missing users
+    prompt_tokens: int = 0  # Gemini tokens of the batch's answers
+    output_tokens: int = 0
+    total_tokens: int = 0
 
     @property
     def done(self) -> int:
         return self.succeeded + self.failed + self.skipped
+
+    def cost(self, prices: TokenPrices) -> float | None:
+        """The estimated cost of the batch's tokens at ``prices`` (None: no price set)."""
+        return prices.cost(self.prompt_tokens, self.output_tokens)
 
     def stalled(self, now: float, after: float) -> bool:
         """Running, users missing, and nothing heard for ``after`` seconds."""
@@ -59,6 +71,18 @@ def progress_step(total: int) -> int:
     return max(1, total // 10)
 
 
+def add_tokens(counts: BatchCounts, event: BatchProgress) -> BatchCounts:
+    """``counts`` with the tokens ``event`` carries (none: unchanged)."""
+    if not (event.prompt_tokens or event.output_tokens or event.total_tokens):
+        return counts
+    return replace(
+        counts,
+        prompt_tokens=counts.prompt_tokens + (event.prompt_tokens or 0),
+        output_tokens=counts.output_tokens + (event.output_tokens or 0),
+        total_tokens=counts.total_tokens + (event.total_tokens or 0),
+    )
+
+
 def apply_progress(counts: BatchCounts | None, event: BatchProgress) -> BatchCounts:
     """The batch's counts after ``event``.
 
@@ -71,6 +95,7 @@ def apply_progress(counts: BatchCounts | None, event: BatchProgress) -> BatchCou
         case ProgressKind.STARTED:
             new = replace(new, total=event.total, day=event.day, trigger=event.trigger, started_at=event.at)
         case kind if kind in USER_OUTCOMES:
+            new = add_tokens(new, event)
             if new.finished_at is None or new.done < new.total:
                 new = replace(new, **{kind.value: getattr(new, kind.value) + 1})
         case ProgressKind.STOPPED:

@@ -18,7 +18,7 @@ from datetime import date
 
 import faust
 
-from agents.recommendations.batches import BatchCounts, apply_progress, progress_step
+from agents.recommendations.batches import BatchCounts, add_tokens, apply_progress, progress_step
 from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.ports import UserSource
 from models.records import USER_OUTCOMES, BatchProgress, ProgressKind
@@ -61,11 +61,13 @@ class BatchCounter:
             self.count(event)
 
     def count(self, event: BatchProgress) -> None:
-        """Fold ``event`` into its batch's counts (a user's outcome once per batch) and log the progress."""
+        """Fold ``event`` into its batch's counts (a user's outcome once per batch, its tokens always)."""
         if event.user_id is not None and event.kind in USER_OUTCOMES:
             user_key = f"{event.batch_id}:{event.user_id}"
             if user_key in self.counted:
                 log.info("recommendation batch=%s user=%s: already counted", event.batch_id, event.user_id)
+                if (counts := self.counts(event.batch_id)) is not None:
+                    self.batches[event.batch_id] = add_tokens(counts, event).to_dict()
                 return
             self.counted[user_key] = event.kind.value
         before = self.counts(event.batch_id)

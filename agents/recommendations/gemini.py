@@ -8,6 +8,10 @@ only sanitised text is kept)::
     └── GeminiUnavailable       attempts used up on 429 / 5xx / transport errors: try again later
     AllKeysExhausted            (keypool) no key usable now or within ``max_wait_s``
 
+Each answer's token counts (``usage_metadata``) come back with the recommendation (:class:`Answer`),
+or with the ``RecommendationFailed`` of an answer we could not use (its tokens were billed all the
+same), and are summed per key for the metrics.
+
 HTTP answers map to key-pool reports: 429 per-day quota -> park the key until Pacific midnight;
 other 429 -> cool down for ``RetryInfo.retryDelay``; 400 ``API_KEY_INVALID``, 401, 403 -> disable;
 408, 5xx, transport errors -> short backoff. Each of those retries on another key. The SDK's own
@@ -31,9 +35,10 @@ from google.genai import errors, types
 from redis.asyncio import Redis
 
 from agents.recommendations.advice import InvalidRecommendation, Recommendation, validate_recommendation
-from agents.recommendations.key_broker import KeyBroker
-from agents.recommendations.keypool import AllKeysExhausted, KeyLease, KeyPool
+from agents.recommendations.key_broker import SHARED_ERRORS, KeyBroker
+from agents.recommendations.keypool import AllKeysExhausted, KeyLease, KeyPool, KeyState
 from agents.recommendations.shared_keys import DEFAULT_PREFIX, SharedKeyStates
+from agents.recommendations.usage import Answer, TokenUsage
 
 __all__ = ["GeminiError", "GeminiRecommender", "GeminiUnavailable", "RecommendationFailed", "parse_duration"]
 
@@ -46,12 +51,18 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
 class GeminiError(Exception):
-    """Root of the Gemini integration's errors; ``key`` is a fingerprint, ``code`` an HTTP status."""
+    """Root of the Gemini integration's errors; ``key`` is a fingerprint, ``code`` an HTTP status.
 
-    def __init__(self, message: str, *, key: str | None = None, code: int | None = None) -> None:
+    ``usage``: the tokens of an answer that came back but could not be used (billed all the same).
+    """
+
+    def __init__(
+        self, message: str, *, key: str | None = None, code: int | None = None, usage: TokenUsage | None = None
+    ) -> None:
         super().__init__(message)
         self.key = key
         self.code = code
+        self.usage = usage
 
 
 class RecommendationFailed(GeminiError):
@@ -129,8 +140,10 @@ class GeminiRecommender:
             server_backoff_base=server_backoff_base,
             server_backoff_max=server_backoff_max,
         )
-        shared = None if redis is None else SharedKeyStates(redis, prefix=shared_prefix, key_rpm=key_rpm)
-        self._keys = KeyBroker(pool, shared, now=clock, wall=wall_clock, retry_after=shared_retry_s)
+        self._shared = None if redis is None else SharedKeyStates(redis, prefix=shared_prefix, key_rpm=key_rpm)
+        self._keys = KeyBroker(pool, self._shared, now=clock, wall=wall_clock, retry_after=shared_retry_s)
+        self._wall = wall_clock
+        self._tokens = {fp: TokenUsage() for fp in pool.fingerprints}
         self._clients = [
             genai.Client(
                 api_key=k,
@@ -166,8 +179,36 @@ class GeminiRecommender:
         return self._keys.fallbacks
 
     def key_stats(self) -> dict[str, dict[str, int | float | str]]:
-        """Per-key counters and states (shared ones as last seen) for metrics: fingerprint -> ok, state, ..."""
-        return self.pool.snapshot()
+        """Per-key counters, tokens and states (shared ones as last seen): fingerprint -> ok, state, ..."""
+        stats = self.pool.snapshot()
+        for fp, used in self._tokens.items():
+            stats[fp] |= {"prompt_tokens": used.prompt, "output_tokens": used.output, "total_tokens": used.total}
+        return stats
+
+    async def describe(self) -> dict[str, Any]:
+        """The pool for the operator console: each key's state for all workers (Redis) and ``until`` (UNIX
+        seconds), with this worker's counters; this worker's own states while Redis does not answer."""
+        stats, now = self.key_stats(), self._wall()
+        states = {fp: (KeyState(s["state"]), float(s["ready_in"])) for fp, s in stats.items()}
+        source = "this worker's own"
+        if self._shared is not None:
+            try:
+                now, views = await self._shared.peek(self.pool.fingerprints)
+            except SHARED_ERRORS as exc:
+                source = f"this worker's own (Redis: {type(exc).__name__})"
+            else:
+                states = {fp: view.state() for fp, view in zip(self.pool.fingerprints, views, strict=True)}
+                source = "shared by all workers (Redis)"
+        keys = [
+            {
+                "fingerprint": fp,
+                **stats[fp],
+                "state": state.value,
+                "until": None if state is KeyState.READY else now + wait,
+            }
+            for fp, (state, wait) in states.items()
+        ]
+        return {"source": source, "keys": keys}
 
     def _redact(self, text: object, limit: int = 300) -> str:
         clean = str(text)
@@ -187,8 +228,8 @@ class GeminiRecommender:
             await asyncio.sleep(wait or _BUSY_POLL)  # 0.0: a key is ready but busy
         return lease
 
-    async def recommend(self, prompt: str) -> Recommendation:
-        """One validated recommendation for ``prompt``; never None (see the module doc for errors)."""
+    async def recommend(self, prompt: str) -> Answer:
+        """One validated recommendation for ``prompt`` and its tokens (see the module doc for errors)."""
         last = "no attempt"
         for attempt in range(1, self._max_attempts + 1):
             lease = await self._acquire()
@@ -202,7 +243,7 @@ class GeminiRecommender:
             return outcome
         raise GeminiUnavailable(f"gave up after {self._max_attempts} attempts; last: {last}")
 
-    async def _attempt(self, lease: KeyLease, prompt: str) -> Recommendation | GeminiError | str:
+    async def _attempt(self, lease: KeyLease, prompt: str) -> Answer | GeminiError | str:
         """One request; reports the lease. A str means: retry (it says why), a GeminiError: give up."""
         try:
             response = await self._clients[lease.index].aio.models.generate_content(
@@ -250,16 +291,19 @@ class GeminiRecommender:
             return GeminiError(f"model {self._model!r} not found ({text})", key=lease.fingerprint, code=code)
         return RecommendationFailed(f"request rejected: {text}", key=lease.fingerprint, code=code)
 
-    def _parse(self, response: types.GenerateContentResponse, fp: str) -> Recommendation | GeminiError:
+    def _parse(self, response: types.GenerateContentResponse, fp: str) -> Answer | GeminiError:
+        usage = TokenUsage.of(response.usage_metadata)
+        if usage is not None:
+            self._tokens[fp] += usage
         parsed = response.parsed
         if parsed is None:
             candidates = response.candidates or []
             finish = candidates[0].finish_reason if candidates else None
-            return RecommendationFailed(f"no parsable answer (finish reason {finish})", key=fp)
+            return RecommendationFailed(f"no parsable answer (finish reason {finish})", key=fp, usage=usage)
         try:
-            return validate_recommendation(parsed)
+            return Answer(validate_recommendation(parsed), usage)
         except InvalidRecommendation as exc:
-            return RecommendationFailed(f"invalid answer: {exc}", key=fp)
+            return RecommendationFailed(f"invalid answer: {exc}", key=fp, usage=usage)
 
     async def close(self) -> None:
         """Close every client's HTTP sessions."""

@@ -78,6 +78,14 @@ class KeyView:
     disabled_for: float = 0.0
     paced_for: float = 0.0  # until its next paced slot
 
+    def state(self) -> tuple[KeyState, float]:
+        """What the view says the key is, and for how many more seconds (0.0: ready)."""
+        if self.disabled_for > 0:
+            return KeyState.DISABLED, self.disabled_for
+        if self.blocked_for > 0:
+            return (KeyState.PARKED if self.parked else KeyState.COOLING), self.blocked_for
+        return KeyState.READY, 0.0
+
 
 @dataclass(eq=False)
 class KeyLease:

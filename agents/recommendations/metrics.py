@@ -13,22 +13,32 @@ from agents.recommendations.gemini import GeminiRecommender
 __all__ = ["recommendation_metrics"]
 
 BATCH_STATES = ("total", "succeeded", "failed", "skipped")
+TOKEN_KINDS = ("prompt", "output", "total")
 RECENT_BATCHES = 5
 
 
 def recommendation_metrics(gemini: GeminiRecommender | None, batches: faust.Table) -> Iterator[Metric]:
-    """Gemini calls and key states by fingerprint, and the users of the latest batches this worker holds."""
+    """Gemini calls, tokens and key states by fingerprint, and the users of the latest batches this worker holds."""
     calls = CounterMetricFamily(
         "lunch_gemini_calls", "Gemini calls per key fingerprint and outcome", labels=["key", "outcome"]
     )
+    tokens = {
+        kind: CounterMetricFamily(
+            f"lunch_gemini_{kind}_tokens", f"Gemini {kind} tokens of this worker's answers per key", labels=["key"]
+        )
+        for kind in TOKEN_KINDS
+    }
     usable = GaugeMetricFamily("lunch_gemini_key_usable", "1 when a key is ready now", labels=["key", "state"])
     if gemini is not None:
         for fingerprint, stats in sorted(gemini.key_stats().items()):
             for outcome in ("ok", "rate_limited", "errors"):
                 calls.add_metric([fingerprint, outcome], float(stats.get(outcome, 0)))
+            for kind, family in tokens.items():
+                family.add_metric([fingerprint], float(stats.get(f"{kind}_tokens", 0)))
             state = str(stats.get("state", "unknown"))
             usable.add_metric([fingerprint, state], 1.0 if state == "ready" else 0.0)
     yield calls
+    yield from tokens.values()
     yield usable
     yield CounterMetricFamily(
         "lunch_gemini_shared_fallbacks",

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from agents.recommendations.advice import Recommendation, UserOrderStats
+from agents.recommendations.usage import Answer
 
 __all__ = ["Cache", "Recommender", "UserSource"]
 
@@ -23,4 +24,4 @@ class Cache(Protocol):
 
 
 class Recommender(Protocol):
-    async def recommend(self, prompt: str) -> Recommendation: ...
+    async def recommend(self, prompt: str) -> Answer: ...

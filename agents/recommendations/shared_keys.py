@@ -107,6 +107,7 @@ class SharedKeyStates:
     def __init__(
         self, redis: Redis, *, prefix: str = DEFAULT_PREFIX, key_rpm: float = 0.0, timeout: float = 0.5
     ) -> None:
+        self._redis = redis
         self._prefix = prefix
         self._interval_ms = math.ceil(60_000 * (1 + PACE_HEADROOM) / key_rpm) if key_rpm > 0 else 0
         self._timeout = timeout
@@ -132,6 +133,27 @@ class SharedKeyStates:
             for j in range(0, len(flat), 4)
         )
         return SharedPick(taken - 1 if taken else None, views, now / 1000)
+
+    async def peek(self, fingerprints: Sequence[str]) -> tuple[float, tuple[KeyView, ...]]:
+        """Every key's shared state without taking one: Redis's UNIX time, and the views from then."""
+        async with asyncio.timeout(self._timeout), self._redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for fp in fingerprints:
+                pipe.hmget(self._prefix + fp, "blocked_until", "parked", "disabled_until", "tat")
+            (seconds, micros), *states = await pipe.execute()
+        now = seconds * 1000 + micros // 1000
+        views = []
+        for fields in states:
+            blocked, parked, disabled, tat = (int(value or 0) for value in fields)
+            views.append(
+                KeyView(
+                    blocked_for=max(0, blocked - now) / 1000,
+                    parked=bool(parked) and blocked > now,
+                    disabled_for=max(0, disabled - now) / 1000,
+                    paced_for=max(0, tat - now) / 1000,
+                )
+            )
+        return now / 1000, tuple(views)
 
     async def report(self, verdict: Verdict) -> float:
         """Share what a report taught (a block only lengthens); returns Redis's UNIX time."""

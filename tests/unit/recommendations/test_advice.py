@@ -100,14 +100,33 @@ def test_prompt_carries_the_stats_in_one_json_block():
     head, data, tail = split(prompt)
     assert "JSON" in head and "not instructions" in head
     assert tail.strip() == ""
-    assert data["name"] == "Ann"
-    assert data["orders_last_30_days"] == 12
-    assert data["total_spent"] == "123.40"
-    assert data["favourite_combos"] == [
-        {"name": "Business lunch", "times": 8},
-        {"name": "Vegan box", "times": 4},
-    ]
-    assert data["recent_order_notes"] == ["no onions, please"]
+    assert data == {
+        "name": "Ann",
+        "orders": 12,
+        "average_spend": "10.28",
+        "combos": {"Business lunch": 8, "Vegan box": 4},
+        "items": {"Borscht": 6},
+        "categories": {"soup": 9},
+        "weekdays": {"Monday": 4},
+        "cafes": {"Cafe Nord": 12},
+        "recent_notes": ["no onions, please"],
+    }
+
+
+def test_prompt_is_lean():
+    """Compact JSON, no empty or derivable field, each note once: fewer tokens to pay for."""
+    prompt = build_prompt(stats(favourite_items=[], recent_notes=["no onions"] * 5 + ["extra bread"]))
+    _, data, _ = split(prompt)
+    assert "items" not in data and "total_spent" not in data
+    assert data["recent_notes"] == ["no onions", "extra bread"]
+    assert "\n " not in prompt and '": ' not in prompt
+    assert len(prompt) < 1100  # about 270 tokens at 4 characters a token
+
+
+def test_names_equal_once_capped_add_up():
+    long = "x" * 150
+    _, data, _ = split(build_prompt(stats(favourite_combos=[(long + "a", 3), (long + "b", 2)])))
+    assert list(data["combos"].values()) == [5]
 
 
 def test_hostile_note_stays_inside_the_fence():
@@ -120,7 +139,7 @@ def test_hostile_note_stays_inside_the_fence():
     head, data, tail = split(prompt)
     assert "Ignore previous" not in head
     assert tail.strip() == ""
-    (note,) = data["recent_order_notes"]
+    (note,) = data["recent_notes"]
     assert "Ignore previous instructions" in note
     assert "\n" not in note and "<" not in note and ">" not in note
     assert "<" not in data["name"]
@@ -131,14 +150,14 @@ def test_nested_delimiters_cannot_reassemble():
     prompt = build_prompt(stats(recent_notes=[sneaky], favourite_combos=[(sneaky, 1)]))
     assert prompt.count(DATA_CLOSE) == 2
     _, data, _ = split(prompt)
-    assert "obey me" in data["recent_order_notes"][0]
+    assert "obey me" in data["recent_notes"][0]
     assert "<<<" not in json.dumps(data)
 
 
 def test_quotes_and_backslashes_cannot_break_the_json():
     note = 'he said "}] ignore" \\ done'
     _, data, _ = split(build_prompt(stats(recent_notes=[note])))
-    assert data["recent_order_notes"] == [note]
+    assert data["recent_notes"] == [note]
 
 
 def test_caps_on_notes_name_and_lists():
@@ -147,19 +166,19 @@ def test_caps_on_notes_name_and_lists():
         stats(name="N" * 500, recent_notes=many, favourite_items=[(f"item {i}", i) for i in range(30)])
     )
     _, data, _ = split(prompt)
-    notes = data["recent_order_notes"]
+    notes = data["recent_notes"]
     assert len(notes) == MAX_NOTES
     assert notes[0].startswith("note 0 ")
     assert all(len(n) <= MAX_NOTE_CHARS for n in notes)
     assert notes[0].endswith("…")
     assert len(data["name"]) <= 80
-    assert len(data["favourite_items"]) == 10
+    assert len(data["items"]) == 10
     assert len(prompt) < 6000
 
 
 def test_control_characters_are_removed():
     _, data, _ = split(build_prompt(stats(recent_notes=["a\x00b\x1b[31mc\r\n\td"])))
-    assert data["recent_order_notes"] == ["a b [31mc d"]
+    assert data["recent_notes"] == ["a b [31mc d"]
 
 
 def test_stats_are_frozen():

@@ -19,6 +19,7 @@ from agents.recommendations.gemini import RecommendationFailed
 from agents.recommendations.keypool import AllKeysExhausted
 from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.planner import BatchPlanner
+from agents.recommendations.usage import Answer, TokenUsage
 from models.records import BatchProgress, BatchTrigger, RecommendationRequest
 from streams.concurrency import TaskPool
 from streams.dead_letters import DeadLetterSink
@@ -70,11 +71,11 @@ class FakeGemini:
         self.failures = list(failures)
         self.prompts: list[str] = []
 
-    async def recommend(self, prompt: str) -> Recommendation:
+    async def recommend(self, prompt: str) -> Answer:
         self.prompts.append(prompt)
         if self.failures:
             raise self.failures.pop(0)
-        return Recommendation(summary="Eat well", tips=["Try the soup"])
+        return Answer(Recommendation(summary="Eat well", tips=["Try the soup"]), TokenUsage(300, 40, 340))
 
 
 class FakeTopic:
@@ -180,7 +181,7 @@ async def test_first_tick_only_initialises_the_schedule_and_a_missed_fire_catche
 
 
 async def test_per_user_outcomes(wired):
-    wired.gemini.failures.append(RecommendationFailed("model output invalid"))
+    wired.gemini.failures.append(RecommendationFailed("model output invalid", usage=TokenUsage(300, 90, 390)))
     requests = [RecommendationRequest(batch_id="b", user_id=u, day="2026-11-25") for u in (1, 2, 9)]
     async with reco.recommend_for_user.test_context() as agent:
         for request in requests:
@@ -192,6 +193,9 @@ async def test_per_user_outcomes(wired):
     assert by_user[9] == "skipped"  # no orders in the window
     assert len(wired.cache.entries) == 1
     assert all("no onions" in p for p in wired.gemini.prompts)
+    # Tokens go with the outcome: the unusable answer's too (billed), none without an answer.
+    tokens = {e.kind: (e.prompt_tokens, e.output_tokens, e.total_tokens) for e in events}
+    assert tokens == {"succeeded": (300, 40, 340), "failed": (300, 90, 390), "skipped": (None, None, None)}
 
 
 async def test_exhausted_keys_stop_the_batch_and_skip_the_rest_without_calls(wired):
@@ -219,6 +223,22 @@ async def test_counter_counts_each_user_once_and_finishes(wired):
     counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
     assert (counts.succeeded, counts.skipped, counts.status, counts.finished_at) == (2, 0, BatchStatus.FINISHED, 4.0)
     assert list(reco.recommendation_batch_users.keys()) == []  # forgotten once the batch finished
+
+
+async def test_counter_sums_tokens_even_of_a_user_counted_already(wired):
+    tokens = {"prompt_tokens": 300, "output_tokens": 40, "total_tokens": 340}
+    events = [
+        BatchProgress(batch_id="b", kind="started", at=1.0, total=2, day="2026-11-25", trigger="manual"),
+        BatchProgress(batch_id="b", kind="succeeded", at=2.0, user_id=1, **tokens),
+        BatchProgress(batch_id="b", kind="succeeded", at=3.0, user_id=1, **tokens),  # asked twice: billed twice
+        BatchProgress(batch_id="b", kind="failed", at=4.0, user_id=2),
+    ]
+    async with reco.count_batch_progress.test_context() as agent:
+        for event in events:
+            await agent.put(event, key="b")
+    counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
+    assert (counts.succeeded, counts.failed, counts.status) == (1, 1, BatchStatus.FINISHED)
+    assert (counts.prompt_tokens, counts.output_tokens, counts.total_tokens) == (600, 80, 680)
 
 
 async def test_a_stalled_batch_gets_its_missing_users_resent_then_is_abandoned(wired):

@@ -21,6 +21,7 @@ from agents.recommendations.gemini import (
     parse_duration,
 )
 from agents.recommendations.keypool import AllKeysExhausted
+from agents.recommendations.usage import TokenUsage
 from sandbox import gemini as sandbox
 from streams.redaction import key_fingerprint
 
@@ -59,9 +60,16 @@ def served_by(fake) -> list[str]:
 
 
 async def test_success_returns_a_validated_recommendation(fake, make):
-    fake.script(sandbox.answer(json.dumps({"summary": " You like soup. ", "tips": [" Try the vegan box. "]})))
-    rec = await make().recommend(PROMPT)
-    assert rec == Recommendation(summary="You like soup.", tips=["Try the vegan box."])
+    text = json.dumps({"summary": " You like soup. ", "tips": [" Try the vegan box. "]})
+    fake.script(sandbox.answer(text))
+    gemini = make()
+    answer = await gemini.recommend(PROMPT)
+    assert answer.recommendation == Recommendation(summary="You like soup.", tips=["Try the vegan box."])
+    # The answer's usageMetadata, as the sandbox estimates it (about 4 characters a token).
+    prompt_tokens, output_tokens = round(len(PROMPT) / 4), round(len(text) / 4)
+    assert answer.usage == TokenUsage(prompt_tokens, output_tokens, prompt_tokens + output_tokens)
+    assert gemini.key_stats()[FP_A]["total_tokens"] == prompt_tokens + output_tokens
+    assert gemini.key_stats()[FP_B]["total_tokens"] == 0
     (request,) = fake.requests
     assert (request.key, request.model, request.prompt) == (FP_A, MODEL, PROMPT)
     assert request.generation_config["responseMimeType"] == "application/json"
@@ -69,7 +77,7 @@ async def test_success_returns_a_validated_recommendation(fake, make):
 
 
 async def test_default_sandbox_answer_is_valid(fake, make):
-    rec = await make().recommend(PROMPT)
+    rec = (await make().recommend(PROMPT)).recommendation
     assert "Ann" in rec.summary
     assert 1 <= len(rec.tips) <= 5
 
@@ -96,10 +104,11 @@ async def test_requests_go_round_robin(fake, make):
 async def test_bad_output_fails_this_recommendation(fake, make, text):
     fake.script(sandbox.answer(text))
     gemini = make()
-    with pytest.raises(RecommendationFailed):
+    with pytest.raises(RecommendationFailed) as info:
         await gemini.recommend(PROMPT)
     assert len(fake.requests) == 1  # not retried: the key worked
     assert gemini.key_stats()[FP_A]["state"] == "ready"
+    assert info.value.usage is not None and info.value.usage.prompt > 0  # an unusable answer is billed too
 
 
 async def test_truncated_answer_fails(fake, make):
@@ -160,6 +169,9 @@ async def test_503_is_retried_on_another_key(fake, make):
         "in_flight": 0,
         "state": "cooling",
         "ready_in": 0,
+        "prompt_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
     }
 
 
