@@ -99,6 +99,7 @@ async def run(db: FreshDatabase, pairs: list[tuple[int, int]], workers: int, rat
         trips = sum(v["budget"]["worker"]["redis_round_trips"] for v in views)
         configured = float(views[0]["budget"]["global_rate"])
         combined = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+        timeline = Counter(int(t - arrivals[0]) for t in arrivals)
         return {
             "workers": workers,
             "configured": configured,
@@ -109,6 +110,7 @@ async def run(db: FreshDatabase, pairs: list[tuple[int, int]], workers: int, rat
             "twice": sum(n > 1 for n in Counter(m.chat_id for m in messages if m.delivered).values()),
             "trips_per_send": trips / max(1, sends),
             "per_worker": [v["digests"].get("sent", 0) for v in views],
+            "timeline": [timeline[second] for second in range(max(timeline) + 1)],
         }
     finally:
         for worker in fleet:
@@ -122,6 +124,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--cafes", type=int, default=600)
     parser.add_argument("--skew", action="store_true", help="80 %% of the cafes keyed into two partitions")
+    parser.add_argument("--timeline", action="store_true", help="print the messages received in each second")
     parser.add_argument("--rate", type=float, default=None, help="TELEGRAM_GLOBAL_RATE (default: the README's)")
     args = parser.parse_args()
     db = FreshDatabase(unique_name("lunch_fleet").replace("-", "_")).create()
@@ -139,6 +142,8 @@ def main() -> None:
                 f"({time.monotonic() - started:.0f} s)",
                 flush=True,
             )
+            if args.timeline:
+                print(f"  messages per second: {r['timeline']}", flush=True)
     finally:
         db.drop()
 

@@ -14,8 +14,9 @@ key is keyed by the bot id and expires once it can no longer matter.
 
 While Redis is unreachable the budget falls back to a local ``Throttle`` at ``TELEGRAM_FALLBACK_RATE``
 (one WARNING line per outage, counted), tries Redis again every ``probe_every`` seconds, and returns
-to the shared budget as soon as it answers. Departures also pass a local window at the bot's rate,
-so sends woken late by a busy event loop do not bunch.
+to the shared budget as soon as it answers. A send woken more than one spacing after its slot (a
+busy event loop, a 429 pause) books a new slot instead of leaving late, where it would bunch with the
+sends booked after it on any worker; departures also pass a local window at the bot's rate.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from agents.notifications.throttle import GROUP_WINDOW, Departures, Throttle, Th
 __all__ = ["BudgetLimits", "BudgetMode", "BudgetStats", "FallbackSwitch", "SharedBudget"]
 
 log = logging.getLogger(__name__)
+
+#: Times a send woken too late for its slot books a new one before it leaves anyway.
+MAX_REBOOKS = 3
 
 #: What counts as "Redis is unavailable": the budget falls back instead of failing the send.
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
@@ -101,6 +105,7 @@ class BudgetStats:
     waits: int = 0  # sends that had to wait
     wait_seconds: float = 0.0  # total time sends spent waiting
     deferred: int = 0  # sends refused because their slot was further than max_wait
+    rebooked: int = 0  # sends woken later than one spacing after their slot, booked again
     pauses: int = 0  # 429s that paused the bot
     fallbacks: int = 0  # Redis outages that sent this worker to its local fallback rate
     fallback_sends: int = 0  # sends paced locally during those outages
@@ -129,6 +134,7 @@ class SharedBudget:
         self._fallback = fallback
         self._switch = FallbackSwitch(probe_every)
         self._departures = Departures(limits.global_per_second)
+        self._late_after = 1 / limits.global_per_second
         self._now = now
         self._sleep = sleep
         self._member = f"{uuid.uuid4().hex[:12]}:"
@@ -145,24 +151,35 @@ class SharedBudget:
 
         Raises ``ThrottleWait`` (booking nothing) if the slot is more than ``max_wait`` seconds away.
         """
-        if self._switch.use_shared(self._now()):
+        started = self._now()
+        for _ in range(MAX_REBOOKS + 1):
+            if not self._switch.use_shared(self._now()):
+                break
             try:
                 booked, wait = await self._book_slot(chat_id, max_wait)
             except REDIS_DOWN as exc:
                 self._redis_failed(exc)
-            else:
-                self._redis_answered()
-                if not booked:
-                    self.stats.deferred += 1
-                    raise ThrottleWait(wait)
-                with self._counting_wait():
-                    if wait > 0:
-                        await self._sleep(wait)
-                    # A slot booked before this worker met a 429 waits out that pause too.
-                    if (paused := self._paused_until - self._now()) > 0:
-                        await self._sleep(paused)
-                        wait += paused
-                    return wait + await leave(self._departures, self._now, self._sleep)
+                break
+            self._redis_answered()
+            if not booked:
+                self.stats.deferred += 1
+                raise ThrottleWait(wait)
+            with self._counting_wait():
+                due = self._now() + wait
+                if wait > 0:
+                    await self._sleep(wait)
+                # A slot booked before this worker met a 429 waits out that pause too.
+                if (paused := self._paused_until - self._now()) > 0:
+                    await self._sleep(paused)
+                if self._now() - due <= self._late_after:
+                    await leave(self._departures, self._now, self._sleep)
+                    return self._now() - started
+            # Woken too late (a busy event loop, a pause): the slot has passed, and leaving now would bunch
+            # with the sends booked after it, on this worker or another. Book a new one.
+            self.stats.rebooked += 1
+        else:
+            await leave(self._departures, self._now, self._sleep)
+            return self._now() - started
         self.stats.fallback_sends += 1
         with self._counting_wait():
             try:
@@ -206,6 +223,7 @@ class SharedBudget:
                 "waits": self.stats.waits,
                 "wait_seconds": round(self.stats.wait_seconds, 3),
                 "deferred": self.stats.deferred,
+                "rebooked": self.stats.rebooked,
                 "pauses": self.stats.pauses,
                 "fallbacks": self.stats.fallbacks,
                 "fallback_sends": self.stats.fallback_sends,

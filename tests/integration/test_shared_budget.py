@@ -171,3 +171,16 @@ async def test_redis_down_falls_back_to_the_local_rate_and_returns_when_it_is_ba
         assert budget.mode is BudgetMode.SHARED
         assert any("Redis is back" in r.getMessage() for r in caplog.records)
     await switch.cut()
+
+
+async def test_a_send_woken_too_late_for_its_slot_books_a_new_one() -> None:
+    async with fleet(1, rate=20) as (budget,):
+        late = [0.3]
+
+        async def oversleep(seconds: float) -> None:  # the first wait ends 0.3 s late: a busy event loop
+            await asyncio.sleep(seconds + (late.pop() if late else 0.0))
+
+        budget._sleep = oversleep
+        await budget.acquire(1)  # books the next free slot: now
+        await budget.acquire(2)  # booked 0.05 s ahead, woken 0.3 s late: books again instead of leaving late
+        assert (budget.stats.rebooked, budget.stats.round_trips) == (1, 3)
