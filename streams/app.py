@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.logs import logging_config
 from streams.settings import load_settings
 
 __all__ = ["app", "main", "settings"]
@@ -26,11 +27,13 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.broker_session_timeout,
     broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
+    consumer_group_instance_id=settings.group_instance_id,  # static membership (None: dynamic)
     producer_acks=-1,
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.web_bind,
     web_stats_enabled=True,
+    logging_config=logging_config(settings.log_format),
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,11 +42,15 @@ T = TypeVar("T")
 
 
 class DeadLetterSink:
-    """Publishes dead letters to the ``dead-letters`` topic and counts them (one sink per capability)."""
+    """Publishes dead letters to the ``dead-letters`` topic and counts them (one sink per capability).
+
+    ``malformed`` counts, by source topic, the letters that are malformed events.
+    """
 
     def __init__(self, topic: faust.TopicT) -> None:
         self.topic = topic
         self.count = 0
+        self.malformed: Counter[str] = Counter()
 
     async def send(self, letter: DeadLetter) -> None:
         self.count += 1
@@ -65,6 +70,7 @@ async def decode_or_dead_letter(event: EventT, parse: Callable[[bytes], T], sink
             message.offset,
             exc,
         )
+        sink.malformed[message.topic] += 1
         await sink.send(rejected_event(event, str(exc)))
         return None
 

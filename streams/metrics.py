@@ -1,22 +1,49 @@
 """Prometheus metrics at ``/metrics``: Faust's own sensor plus the collectors the wiring registers.
 
 Each capability contributes a function that yields its metric families, read at
-scrape time from the objects that keep the counts (nothing is counted twice).
+scrape time from the objects that keep the counts (nothing is counted twice). The
+platform's own: what the rebalance guards repaired, liveness and readiness, each
+dependency's last probe, the consumer lag of every stream partition, missing secrets.
+
+Faust's sensor is Faust's, with one metric changed: ``{prefix}_events_runtime_ms`` is
+``{prefix}_events_runtime_seconds``, in seconds (``promtool check metrics`` rejects
+abbreviated units and wants base units). Faust's monitor takes its metrics as a tuple,
+so that histogram is swapped before the monitor is made; the other names are Faust's,
+``_offset_commited`` spelling included.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
-from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client.core import REGISTRY, CounterMetricFamily, Metric
+from aiohttp.web import Response
+from faust import web
+from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from streams.app import app
 from streams.binding import NotBound
+from streams.dead_letters import DeadLetterSink
+from streams.health import WorkerHealth
 from streams.rebalance import StallWatch
+from streams.settings import Settings
 
-__all__ = ["Collectors", "collectors", "stall_watch_metrics"]
+__all__ = [
+    "FAUST_PREFIX",
+    "Collectors",
+    "collectors",
+    "configuration_metrics",
+    "dead_letter_metrics",
+    "health_metrics",
+    "setup_faust_sensor",
+    "stall_watch_metrics",
+]
+
+#: Prefix of Faust's own metrics.
+FAUST_PREFIX = "lunch_streams"
 
 
 class Collectors(Collector):
@@ -50,6 +77,79 @@ def stall_watch_metrics(watch: StallWatch) -> Iterator[Metric]:
     )
 
 
+def health_metrics(health: WorkerHealth) -> Iterator[Metric]:
+    """Liveness, readiness (from the cached probes), each dependency, and the lag of every stream partition."""
+    yield GaugeMetricFamily("lunch_worker_live", "1 while /livez answers 200", value=float(health.liveness().ok))
+    yield GaugeMetricFamily(
+        "lunch_worker_ready", "1 while /readyz answers 200 (cached probes)", value=float(health.readiness_now().ok)
+    )
+    up = GaugeMetricFamily(
+        "lunch_dependency_up", "1 when the dependency answered its last probe", labels=["dependency"]
+    )
+    for name, result in sorted(health.dependencies.last().items()):
+        up.add_metric([name], float(result.ok))
+    yield up
+    lag = GaugeMetricFamily(
+        "lunch_consumer_lag",
+        "Records of an assigned stream partition not committed yet: end offset minus committed offset",
+        labels=["topic", "partition"],
+    )
+    for tp, seen in sorted(health.watch.progress().items()):
+        if seen.end is not None:
+            lag.add_metric([tp.topic, str(tp.partition)], float(max(0, seen.end - (seen.committed or 0))))
+    yield lag
+
+
+def dead_letter_metrics(sinks: Iterable[DeadLetterSink]) -> Iterator[Metric]:
+    """Malformed events dead-lettered, by source topic."""
+    malformed = CounterMetricFamily(
+        "lunch_malformed_events", "Malformed events sent to the dead letters, by source topic", labels=["topic"]
+    )
+    for topic, count in sorted(sum((sink.malformed for sink in sinks), Counter()).items()):
+        malformed.add_metric([topic], count)
+    yield malformed
+
+
+#: Secrets without which a capability cannot work at all.
+REQUIRED_SECRETS = {"TELEGRAM_BOT_TOKEN": "telegram_bot_token", "GEMINI_API_KEYS": "gemini_api_keys"}
+
+
+def configuration_metrics(settings: Settings) -> Iterator[Metric]:
+    """1 for each required secret that is not set (its capability cannot work until it is)."""
+    missing = GaugeMetricFamily("lunch_configuration_missing", "1 when the variable is not set", labels=["variable"])
+    for variable, field in REQUIRED_SECRETS.items():
+        missing.add_metric([variable], float(not getattr(settings, field)))
+    yield missing
+
+
+class _SecondsHistogram(Histogram):
+    """A histogram in seconds that Faust's monitor feeds milliseconds."""
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        super().observe(amount / 1000, exemplar)
+
+
+def setup_faust_sensor(faust_app: object, prefix: str = FAUST_PREFIX) -> None:
+    """Faust's Prometheus monitor on ``faust_app`` and the ``/metrics`` page (``setup_prometheus_sensors``'s work)."""
+    metrics = FaustMetrics.create(CollectorRegistry(), prefix)  # made aside, then registered renamed
+    runtime = _SecondsHistogram(
+        f"{prefix}_events_runtime_seconds",
+        "Events runtime in seconds",
+        buckets=[ms / 1000 for ms in MS_LATENCY_BUCKETS],
+        registry=None,
+    )
+    metrics = metrics._replace(events_runtime_latency=runtime)
+    for metric in metrics:
+        REGISTRY.register(metric)
+    faust_app.monitor = PrometheusMonitor(metrics=metrics)  # type: ignore[attr-defined]
+
+
+@app.page("/metrics")
+async def metrics_page(self: web.View, request: web.Request) -> web.Response:
+    """Every registered metric, in Prometheus' text format."""
+    return Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})  # type: ignore[return-value]
+
+
 collectors = Collectors()
-setup_prometheus_sensors(app, pattern="/metrics", name_prefix="lunch_streams")
+setup_faust_sensor(app)
 REGISTRY.register(collectors)

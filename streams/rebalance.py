@@ -92,18 +92,24 @@ class PartitionProgress:
 
 
 class Lasting:
-    """Pure policy: has a condition held for ``after`` seconds? (Then its clock starts again.)"""
+    """Pure policy: has a condition held for ``after`` seconds? (Then its clock starts again.)
+
+    ``began`` is when the condition started holding, whatever the clock did since (None: it does not hold).
+    """
 
     def __init__(self, after: float) -> None:
         self.after = after
         self.since: float | None = None
+        self.began: float | None = None
 
     def observe(self, holds: bool, now: float) -> bool:
         if not holds:
-            self.since = None
+            self.since = self.began = None
             return False
         if self.since is None:
             self.since = now
+        if self.began is None:
+            self.began = now
         if now - self.since >= self.after:
             self.since = now
             return True

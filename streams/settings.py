@@ -8,6 +8,7 @@ default. Secrets (the bot token, Gemini keys) stay out of ``repr``, ``str`` and 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -129,11 +130,26 @@ class Settings(BaseSettings):
     recommendations_check_interval: Positive = 60.0
     # A running batch that hears from none of its users for this long gets its missing requests sent again.
     recommendations_stall_after: Positive = 300.0
+    # Kafka group membership: `static` (KIP-345: a worker back within the session timeout keeps its partitions,
+    # no rebalance) under WORKER_INSTANCE_ID (empty: the host name), or `dynamic`.
+    group_membership: Annotated[Literal["static", "dynamic"], BeforeValidator(_lower)] = "static"
+    worker_instance_id: str = ""
+    # A rebalance or table recovery lasting longer than this (seconds) fails /livez.
+    liveness_rebalance_limit: Positive = 600.0
+    # `text` (Faust's lines) or `json` (one object per line, for log pipelines).
+    log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = "text"
 
     @property
     def zone(self) -> ZoneInfo:
         """``TIMEZONE`` as a time zone."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def group_instance_id(self) -> str | None:
+        """This worker's static member id (``WORKER_INSTANCE_ID``, else the host name); None when dynamic."""
+        if self.group_membership == "dynamic":
+            return None
+        return self.worker_instance_id or socket.gethostname()
 
     def topic(self, name: str) -> str:
         """A topic's full name, with ``TOPIC_PREFIX`` in front."""

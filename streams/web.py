@@ -1,66 +1,48 @@
-"""``GET /health``: whether the services the worker depends on answer. Capabilities add their own pages.
+"""The probes of an orchestrator and an operator: ``/livez``, ``/readyz``, ``/health``. Capabilities add their pages.
 
-Kafka is checked here; the wiring (``streams.worker``) registers a probe for each
-connection it opens (PostgreSQL, Redis). Answers JSON, never a secret.
+- ``/livez``: 200 unless the worker is wedged (liveness: restart it); never probes a dependency.
+- ``/readyz``: 200 when the worker is out of rebalance and recovery and Kafka, PostgreSQL and Redis answer
+  (readiness: keep it out of service, do not restart it). Probes are cached (``streams.probes``).
+- ``/health``: the detailed report for a person: each dependency, liveness, readiness; 503 when a dependency
+  is unreachable. Not a liveness probe: a database outage would restart every worker for nothing.
+
+Each answers JSON, never a secret (see ``streams.health``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from aiokafka.admin import AIOKafkaAdminClient
 from faust import web
 
-from streams.app import app, settings
-from streams.kafka_admin import bootstrap_servers
+from streams.app import app
+from streams.health import Verdict, worker_health
 
-__all__ = ["HealthView", "check", "register_probe"]
-
-CHECK_TIMEOUT = 3.0
-
-Probe = Callable[[], Awaitable[Any]]
+__all__ = ["HealthView", "LivenessView", "ReadinessView"]
 
 
-async def check(probe: Probe) -> dict[str, Any]:
-    """Run one reachability probe with a timeout: ``{"ok": bool, "ms": float, "error"?: str}``."""
-    started = time.perf_counter()
-    try:
-        await asyncio.wait_for(probe(), CHECK_TIMEOUT)
-    except Exception as exc:  # any failure means "not reachable"; the type is enough to act on
-        return {"ok": False, "ms": round((time.perf_counter() - started) * 1000, 1), "error": type(exc).__name__}
-    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+def _answer(view: web.View, verdict: Verdict) -> web.Response:
+    return view.json(verdict.report(), status=200 if verdict.ok else 503)
 
 
-async def _kafka() -> None:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers(settings.kafka_broker_url), request_timeout_ms=int(CHECK_TIMEOUT * 1000)
-    )
-    await admin.start()
-    try:
-        await admin.describe_cluster()
-    finally:
-        await admin.close()
+@app.page("/livez")
+class LivenessView(web.View):
+    """200 while the worker is not wedged; 503 with the reasons when it is."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        return _answer(self, worker_health().liveness())
 
 
-_PROBES: dict[str, Probe] = {"kafka": _kafka}
+@app.page("/readyz")
+class ReadinessView(web.View):
+    """200 when the worker has recovered and its dependencies answer; 503 with the reasons otherwise."""
 
-
-def register_probe(name: str, probe: Probe) -> None:
-    """Add a dependency to ``/health`` (the wiring does, for each connection it opens)."""
-    _PROBES[name] = probe
+    async def get(self, request: web.Request) -> web.Response:
+        return _answer(self, await worker_health().readiness())
 
 
 @app.page("/health")
 class HealthView(web.View):
-    """Whether Kafka and every registered dependency answer: 200 when all do, else 503."""
+    """Every dependency, liveness and readiness in detail: 200 when all dependencies answer, else 503."""
 
     async def get(self, request: web.Request) -> web.Response:
-        names = list(_PROBES)
-        results = await asyncio.gather(*(check(_PROBES[name]) for name in names))
-        checks = dict(zip(names, results, strict=True))
-        healthy = all(c["ok"] for c in checks.values())
-        body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-        return self.json(body, status=200 if healthy else 503)
+        report = await worker_health().report()
+        return self.json(report, status=200 if report["status"] == "ok" else 503)

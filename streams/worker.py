@@ -40,6 +40,7 @@ from agents.recommendations.agent import (
     recommendation_runs,
     recommendations,
 )
+from agents.recommendations.batch_health import batch_health_metrics
 from agents.recommendations.cache import RecommendationCache
 from agents.recommendations.counter import BatchCounter
 from agents.recommendations.gemini import GeminiRecommender
@@ -51,8 +52,17 @@ from agents.recommendations.selection import UserSelection
 from models.db import make_engine
 from streams.app import app, settings
 from streams.dead_letters import DeadLetterSink
+from streams.health import install as install_health
+from streams.health import worker_health
 from streams.kafka_admin import bootstrap_servers, ensure_topics
-from streams.metrics import collectors, stall_watch_metrics
+from streams.metrics import (
+    collectors,
+    configuration_metrics,
+    dead_letter_metrics,
+    health_metrics,
+    stall_watch_metrics,
+)
+from streams.probes import KafkaProbe
 from streams.rebalance import install as install_rebalance_guards
 from streams.redaction import bot_id_of
 from streams.settings import Settings
@@ -65,7 +75,6 @@ from streams.topics import (
     recommendation_requests_topic,
     topic_specs,
 )
-from streams.web import register_probe
 
 __all__ = ["Wiring", "wiring"]
 
@@ -85,6 +94,7 @@ class Wiring(Service):
     def __init__(self, config: Settings, **kwargs: object) -> None:
         self.config = config
         self._open = AsyncExitStack()
+        self.dead_letter_sinks: list[DeadLetterSink] = []
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -96,10 +106,20 @@ class Wiring(Service):
         redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._open.push_async_callback(engine.dispose)
         self._open.push_async_callback(redis.aclose)
-        register_probe("postgres", lambda: _select_one(engine))
-        register_probe("redis", redis.ping)
+        kafka = KafkaProbe(bootstrap_servers(config.kafka_broker_url))
+        self._open.push_async_callback(kafka.close)
+        dependencies = worker_health().dependencies
+        dependencies.register("kafka", kafka)
+        dependencies.register("postgres", lambda: _select_one(engine))
+        dependencies.register("redis", redis.ping)
         notifications.bind(self._notifications(engine))
         recommendations.bind(self._recommendations(engine, redis))
+
+    def _dead_letters(self) -> DeadLetterSink:
+        """A capability's own dead-letter sink (``/metrics`` exports the malformed events of all of them)."""
+        sink = DeadLetterSink(dead_letters_topic)
+        self.dead_letter_sinks.append(sink)
+        return sink
 
     def _notifications(self, engine: AsyncEngine) -> Notifications:
         config = self.config
@@ -144,7 +164,7 @@ class Wiring(Service):
             sender=telegram or UnconfiguredTelegram(),
             retries=digest_retries_topic,
             rekey=deadline_passed_topic,
-            dead_letters=DeadLetterSink(dead_letters_topic),
+            dead_letters=self._dead_letters(),
             digest_format=digest_format_from(config.digest_language, config.digest_currency),
         )
         return Notifications(notifier=notifier, telegram=telegram, budget=budget)
@@ -173,7 +193,7 @@ class Wiring(Service):
             users=users,
             outbox=outbox,
             triggers=batch_triggers_topic,
-            dead_letters=DeadLetterSink(dead_letters_topic),
+            dead_letters=self._dead_letters(),
             cron=config.recommendations_cron,
             zone=config.zone,
         )
@@ -208,4 +228,9 @@ app.add_dependency(wiring)
 stall_watch = install_rebalance_guards(app, stall_after=settings.stream_stall_after)
 collectors.register(lambda: notification_metrics(notifications()))
 collectors.register(lambda: recommendation_metrics(recommendations().gemini, recommendation_batches))
+collectors.register(lambda: batch_health_metrics(recommendation_batches.values()))
 collectors.register(lambda: stall_watch_metrics(stall_watch))
+health = install_health(app, stall_watch, rebalance_limit=settings.liveness_rebalance_limit)
+collectors.register(lambda: health_metrics(health))
+collectors.register(lambda: configuration_metrics(settings))
+collectors.register(lambda: dead_letter_metrics(wiring.dead_letter_sinks))

@@ -57,7 +57,8 @@ class WorkerProcess:
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         WORKER_LOGS.append(log_path)
         APP_IDS.add(env["APP_ID"])
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        # A static member id of its own (kept across restarts of this process): two workers must never share one.
+        self.env = {"WORKER_INSTANCE_ID": unique_name("worker"), **os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0

@@ -12,7 +12,7 @@ DOCKER = Path(__file__).resolve().parents[2] / "docker"
 def test_compose_has_the_services_with_healthchecks_and_the_worker_waits_for_them():
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"kafka", "postgres", "redis", "worker"}
+    assert set(services) == {"kafka", "postgres", "redis", "worker", "prometheus"}
     for name in ("kafka", "postgres", "redis"):
         assert services[name]["healthcheck"]["test"], name
     assert services["kafka"]["image"].startswith("apache/kafka:3.9")
@@ -40,8 +40,12 @@ def test_worker_environment_is_read_by_settings_and_points_at_the_compose_servic
         "TIMEZONE",
         "WEB_PORT",
         "WEB_BIND",
+        "WORKER_INSTANCE_ID",
+        "BROKER_SESSION_TIMEOUT",
+        "LOG_FORMAT",
     }
     assert set(worker_env) <= known
+    assert settings.group_instance_id == "lunch-worker-1"  # static membership under a fixed id
 
 
 def test_dockerfile_runs_the_worker_as_a_non_root_user():
@@ -50,3 +54,11 @@ def test_dockerfile_runs_the_worker_as_a_non_root_user():
     assert "\nUSER lunch\n" in dockerfile
     assert 'CMD ["faust", "-A", "streams.app", "worker", "-l", "info"]' in dockerfile
     assert "HEALTHCHECK" in dockerfile
+
+
+def test_the_healthchecks_are_liveness_probes():
+    """/livez, not /health: a database outage must not make Docker (or an orchestrator) restart the worker."""
+    healthcheck = (DOCKER / "Dockerfile").read_text().split("HEALTHCHECK", 1)[1].split("\nCMD [", 1)[0]
+    assert "/livez" in healthcheck and "/health" not in healthcheck
+    worker = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]["worker"]
+    assert "/livez" in " ".join(worker["healthcheck"]["test"])

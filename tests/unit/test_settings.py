@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,8 @@ SAMPLES = {
     "WEB_PORT": ("7070", 7070),
     "DIGEST_LANGUAGE": ("ru", "ru"),
     "DIGEST_CURRENCY": ("RUB", "RUB"),
+    "GROUP_MEMBERSHIP": ("Dynamic", "dynamic"),
+    "LOG_FORMAT": ("JSON", "json"),
 }
 
 
@@ -215,3 +218,9 @@ def test_a_bad_variable_stops_the_process_with_one_line_on_stderr():
     )
     line = "lunch-streams: invalid configuration: DIGEST_CONCURRENCY must be >= 1, got '0'"
     assert (done.returncode, done.stderr.splitlines(), done.stdout) == (2, [line], "")
+
+
+def test_the_static_member_id_is_the_variable_else_the_host_name_and_none_when_dynamic():
+    assert Settings.from_env({"WORKER_INSTANCE_ID": "worker-2"}).group_instance_id == "worker-2"
+    assert Settings().group_instance_id == socket.gethostname()
+    assert Settings.from_env({"GROUP_MEMBERSHIP": "dynamic", "WORKER_INSTANCE_ID": "w"}).group_instance_id is None
