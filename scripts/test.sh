@@ -7,6 +7,7 @@ cd "$repo"
 
 scripts/services.sh start
 scripts/tools.sh
+scripts/browser.sh
 scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
