@@ -34,7 +34,7 @@ from models.records import (
 from streams.kafka_admin import bootstrap_servers
 from streams.settings import Settings
 
-__all__ = ["DeadLetterSink", "Replay", "decode_or_dead_letter", "plan_replay", "replay_dead_letters"]
+__all__ = ["DeadLetterSink", "Replay", "ReplayStep", "decode_or_dead_letter", "plan_replay", "replay_dead_letters"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,16 @@ class Replay:
     value: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayStep:
+    """What a replay did (or, dry, would do) with one letter: ``plan`` None means it cannot be replayed."""
+
+    partition: int
+    offset: int
+    letter: dict[str, Any]
+    plan: Replay | None
+
+
 def plan_replay(letter: dict[str, Any], now: float) -> Replay | None:
     """What to publish to replay ``letter`` (a ``DeadLetter`` as JSON), or None if it cannot be."""
     source, payload = str(letter.get("source_topic", "")), letter.get("payload")
@@ -100,8 +110,17 @@ def plan_replay(letter: dict[str, Any], now: float) -> Replay | None:
     return None
 
 
-async def replay_dead_letters(settings: Settings, *, dry_run: bool = False, idle: float = 2.0) -> dict[str, int]:
-    """Replay the letters this command has not replayed yet (its own consumer group); return counts."""
+async def replay_dead_letters(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    idle: float = 2.0,
+    report: Callable[[ReplayStep], None] | None = None,
+) -> dict[str, int]:
+    """Replay the letters this command has not replayed yet (its own consumer group); return counts.
+
+    ``report`` is told each letter's step (the operator console lists them).
+    """
     servers = bootstrap_servers(settings.kafka_broker_url)
     consumer = AIOKafkaConsumer(
         settings.topic("dead-letters"),
@@ -126,6 +145,9 @@ async def replay_dead_letters(settings: Settings, *, dry_run: bool = False, idle
                     except ValueError:
                         letter = {}
                     plan = plan_replay(letter, time.time()) if isinstance(letter, dict) else None
+                    if report is not None:
+                        shown = letter if isinstance(letter, dict) else {}
+                        report(ReplayStep(message.partition, message.offset, shown, plan))
                     if plan is None:
                         counts["unreplayable"] += 1
                         log.warning(

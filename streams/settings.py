@@ -2,7 +2,8 @@
 
 Each field is declared once: its variable is its name in upper case (``digest_concurrency`` is
 ``DIGEST_CONCURRENCY``), and its type, default and bounds are the field's. A blank variable means the
-default. Secrets (the bot token, Gemini keys) stay out of ``repr``, ``str`` and every error message.
+default. Secrets (the bot token, Gemini keys, the console's token) stay out of ``repr``, ``str`` and every
+error message.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Settings(BaseSettings):
     timezone: Annotated[str, AfterValidator(_zone_name)] = "UTC"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
     web_bind: str = "127.0.0.1"
+    # Token of the operator console's actions (/ops/); unset: actions are disabled.
+    ops_token: Secret | None = Field(default=None, repr=False)
     app_id: str = "lunch-streams"
     topic_prefix: str = ""
     # Partitions of every topic we create; must equal those of `deadline-passed`
@@ -121,6 +124,9 @@ class Settings(BaseSettings):
     stream_stall_after: Positive = 30.0
     # Requests per minute each Gemini key is paced to, shared by all workers (0: not paced).
     gemini_key_rpm: NonNegative = 0.0
+    # Prices per million input and output tokens, for the batches' estimated cost (both 0: no cost shown).
+    gemini_price_input_per_m: NonNegative = 0.0
+    gemini_price_output_per_m: NonNegative = 0.0
     # Language of the digest's labels and ISO 4217 currency of its prices (empty: bare numbers).
     digest_language: Annotated[Literal["en", "ru"], BeforeValidator(_lower)] = "en"
     digest_currency: Annotated[str, AfterValidator(_currency)] = ""

@@ -21,8 +21,11 @@ from redis.backoff import NoBackoff
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import agents.console.views
 import agents.notifications.views
 import agents.recommendations.views  # noqa: F401 - registers the views
+from agents.console.service import Console, console
+from agents.console.sources import CafeNames
 from agents.notifications.agent import Notifications, digest_deliveries, notifications
 from agents.notifications.i18n import digest_format_from
 from agents.notifications.metrics import notification_metrics
@@ -112,8 +115,19 @@ class Wiring(Service):
         dependencies.register("kafka", kafka)
         dependencies.register("postgres", lambda: _select_one(engine))
         dependencies.register("redis", redis.ping)
-        notifications.bind(self._notifications(engine))
-        recommendations.bind(self._recommendations(engine, redis))
+        notified, recommended = self._notifications(engine), self._recommendations(engine, redis)
+        notifications.bind(notified)
+        recommendations.bind(recommended)
+        console.bind(
+            Console(
+                settings=config,
+                deliveries=digest_deliveries,
+                batches=recommendation_batches,
+                cafes=CafeNames(engine),
+                budget=notified.budget,
+                gemini=recommended.gemini,
+            )
+        )
 
     def _dead_letters(self) -> DeadLetterSink:
         """A capability's own dead-letter sink (``/metrics`` exports the malformed events of all of them)."""

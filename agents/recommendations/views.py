@@ -1,6 +1,7 @@
 """Web views of recommendation batches: ``GET /recommendations/batches/`` and ``/{batch_id}/``.
 
-The batch table has one partition; requests are routed to the worker that owns it.
+The batch table has one partition; requests are routed to the worker that owns it. With token
+prices set (``GEMINI_PRICE_*_PER_M``) each batch also shows its ``estimated_cost``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,20 @@ from typing import Any
 from faust import web
 
 from agents.recommendations.agent import recommendation_batches
-from streams.app import app
+from agents.recommendations.batches import BatchCounts
+from agents.recommendations.usage import TokenPrices
+from streams.app import app, settings
 
-__all__ = ["BatchDetailView", "BatchListView"]
+__all__ = ["BatchDetailView", "BatchListView", "shown"]
 
 LIST_LIMIT = 100
+PRICES = TokenPrices(settings.gemini_price_input_per_m, settings.gemini_price_output_per_m)
+
+
+def shown(raw: dict[str, Any]) -> dict[str, Any]:
+    """A batch's table entry as the views show it: with its estimated cost when prices are set."""
+    cost = BatchCounts.from_dict(raw).cost(PRICES)
+    return raw if cost is None else raw | {"estimated_cost": round(cost, 6)}
 
 
 @app.page("/recommendations/batches/")
@@ -26,7 +36,7 @@ class BatchListView(web.View):
         batches: list[dict[str, Any]] = sorted(
             recommendation_batches.values(), key=lambda b: b.get("started_at") or 0, reverse=True
         )
-        return self.json({"batches": batches[:LIST_LIMIT]})
+        return self.json({"batches": [shown(batch) for batch in batches[:LIST_LIMIT]]})
 
 
 @app.page("/recommendations/batches/{batch_id}/")
@@ -38,4 +48,4 @@ class BatchDetailView(web.View):
         counts = recommendation_batches.get(batch_id)
         if counts is None:
             return self.json({"error": "no such batch", "batch_id": batch_id}, status=404)
-        return self.json(counts)
+        return self.json(shown(counts))

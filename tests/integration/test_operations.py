@@ -125,3 +125,13 @@ async def test_faust_send_publishes_a_plain_event_the_worker_handles(worker, wor
     cli(worker.env, "send", worker_settings.topic("deadline-passed"), value, "--key", str(cafe.id))
     [message] = await eventually(lambda: to_chat(telegram, cafe.tg_chat_id, delivered=True))
     assert "Ops Cafe" in message.text
+
+
+async def test_the_console_is_read_only_without_an_ops_token(worker, worker_settings):
+    status, page = await get(worker_settings, "/ops/")
+    assert status == 200 and "Actions are disabled" in page and 'href="/ops/replay/"' not in page
+    url = f"http://127.0.0.1:{worker_settings.web_port}/ops/replay/"
+    async with aiohttp.ClientSession() as http, http.post(url, data={"token": "anything"}) as response:
+        assert response.status == 403 and "OPS_TOKEN is not set" in await response.text()
+    status, _ = await get(worker_settings, "/ops/replay/")  # not even a dry run
+    assert status == 403

@@ -141,6 +141,8 @@ def test_settings_are_immutable():
         ("BROKER_SESSION_TIMEOUT", "0", "must be > 0"),
         ("STREAM_STALL_AFTER", "-30", "must be > 0"),
         ("GEMINI_KEY_RPM", "-1", "must be >= 0"),
+        ("GEMINI_PRICE_INPUT_PER_M", "-0.1", "must be >= 0"),
+        ("GEMINI_PRICE_OUTPUT_PER_M", "free", "must be a number"),
         ("RECOMMENDATIONS_CHECK_INTERVAL", "0", "must be > 0"),
         ("RECOMMENDATIONS_STALL_AFTER", "0", "must be > 0"),
         ("WEB_PORT", "0", "must be >= 1"),
@@ -175,9 +177,9 @@ def test_each_bad_variable_gets_its_own_line():
 
 
 def test_secrets_never_appear_in_repr_str_or_errors():
-    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "GEMINI_API_KEYS": ",".join(KEYS)}
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "GEMINI_API_KEYS": ",".join(KEYS), "OPS_TOKEN": "ops-secret"}
     settings = Settings.from_env(env)
-    assert (settings.telegram_bot_token, settings.gemini_api_keys) == (TOKEN, KEYS)
+    assert (settings.telegram_bot_token, settings.gemini_api_keys, settings.ops_token) == (TOKEN, KEYS, "ops-secret")
     texts = [repr(settings), str(settings)]
     with pytest.raises(ConfigurationError) as caught:
         Settings.from_env({**env, "DIGEST_CONCURRENCY": "0"})

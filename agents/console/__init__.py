@@ -1,0 +1,1 @@
+"""The operator console: one server-rendered page at ``/ops/`` over what the worker keeps."""
