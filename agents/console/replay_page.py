@@ -47,5 +47,5 @@ def render_replay(replayed: Replayed) -> str:
 
 
 def render_refusal(message: str) -> str:
-    """Why an action was refused."""
-    return document(TITLE, "refused", f'<p class="note">{esc(message)}</p><p><a href="/ops/">Back</a></p>')
+    """Why an action was refused, or did not complete."""
+    return document(TITLE, "not done", f'<p class="note">{esc(message)}</p><p><a href="/ops/">Back</a></p>')

@@ -90,21 +90,29 @@ class ReplayView(web.View):
     """GET: a dry run of ``replay-dead-letters`` (publishes nothing); POST with the token: the replay."""
 
     async def get(self, request: web.Request) -> web.Response:
-        service = console()
-        if not service.actions_enabled:
+        if not console().actions_enabled:
             return self.html(render_refusal("Actions are disabled: OPS_TOKEN is not set."), status=403)
-        return self.html(render_replay(await service.replay(dry_run=True, who=str(request.remote))))
+        return await self._replay(request, dry_run=True)
 
     async def post(self, request: web.Request) -> web.Response:
-        service = console()
-        if not service.actions_enabled:
+        if not console().actions_enabled:
             return self.html(render_refusal("Actions are disabled: OPS_TOKEN is not set."), status=403)
         form = await request.post()
         given = request.headers.get("X-Ops-Token") or form.get("token")
         if not authorized(given if isinstance(given, str) else None, settings.ops_token):
             log.warning("ops console: replay-dead-letters refused to %s: wrong or missing OPS_TOKEN", request.remote)
             return self.html(render_refusal("Wrong or missing OPS_TOKEN: nothing was replayed."), status=403)
-        return self.html(render_replay(await service.replay(dry_run=False, who=str(request.remote))))
+        return await self._replay(request, dry_run=False)
+
+    async def _replay(self, request: web.Request, *, dry_run: bool) -> web.Response:
+        try:
+            replayed = await console().replay(dry_run=dry_run, who=str(request.remote))
+        except Exception as exc:  # Kafka: the operator reads why and tries again
+            log.error("ops console: replay-dead-letters failed: %s: %s", type(exc).__name__, str(exc)[:200])
+            return self.html(
+                render_refusal(f"The replay failed ({type(exc).__name__}); see the worker's log."), status=503
+            )
+        return self.html(render_replay(replayed))
 
 
 @app.page("/ops/api/digests/")
