@@ -11,6 +11,8 @@ cannot be replayed: they are counted and left for a person to read.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import faust
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from faust.types import EventT
 
 from models.records import (
@@ -37,6 +39,8 @@ from streams.settings import Settings
 __all__ = ["DeadLetterSink", "Replay", "ReplayStep", "decode_or_dead_letter", "plan_replay", "replay_dead_letters"]
 
 log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 30.0  # seconds a replay waits for its consumer group's assignment
 
 T = TypeVar("T")
 
@@ -110,6 +114,19 @@ def plan_replay(letter: dict[str, Any], now: float) -> Replay | None:
     return None
 
 
+class _Assigned(ConsumerRebalanceListener):
+    """``done`` is set once the replay's consumer group has assigned it its partitions."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+
+    def on_partitions_revoked(self, revoked: object) -> None:
+        """Nothing to do: a replay commits after each batch it handled."""
+
+    def on_partitions_assigned(self, assigned: object) -> None:
+        self.done.set()
+
+
 async def replay_dead_letters(
     settings: Settings,
     *,
@@ -123,17 +140,21 @@ async def replay_dead_letters(
     """
     servers = bootstrap_servers(settings.kafka_broker_url)
     consumer = AIOKafkaConsumer(
-        settings.topic("dead-letters"),
         bootstrap_servers=servers,
         group_id=f"{settings.app_id}-dead-letter-replay",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
+    assigned = _Assigned()
+    consumer.subscribe([settings.topic("dead-letters")], listener=assigned)
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
     counts = {"replayed": 0, "unreplayable": 0}
     await consumer.start()
     await producer.start()
     try:
+        # Quiet counts from the assignment: a group's first join waits group.initial.rebalance.delay.ms (3 s default).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(assigned.done.wait(), JOIN_TIMEOUT)
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < idle:
             batch = await consumer.getmany(timeout_ms=200)
