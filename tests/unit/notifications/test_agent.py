@@ -7,7 +7,6 @@ import json
 from datetime import date
 from decimal import Decimal
 from types import SimpleNamespace
-from unittest.mock import AsyncMock
 
 import pytest
 
@@ -20,6 +19,7 @@ from agents.notifications.notifier import DigestNotifier
 from agents.notifications.telegram_errors import TelegramForbidden, TelegramRetryAfter, TelegramServerError
 from models.records import DigestRetry
 from streams.dead_letters import DeadLetterSink
+from tests.unit.fakes import FakeTopic
 
 DAY = date(2026, 11, 25)
 
@@ -52,17 +52,6 @@ class FakeSender:
 def make_digest(cafe_id: int = 5, chat_id: int | None = -77) -> CafeDigest:
     line = OrderLine(1, "Alice", "Business", ("Soup",), None, Decimal("450.00"))
     return CafeDigest(cafe_id, "Cafe", chat_id, True, DAY, (line,))
-
-
-class FakeTopic:
-    """A topic whose sends are recorded."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.send = AsyncMock()
-
-    def get_topic_name(self) -> str:
-        return self.name
 
 
 def build(store: FakeStore, sender: FakeSender, **config: object) -> DigestNotifier:

@@ -23,6 +23,7 @@ from agents.recommendations.usage import Answer, TokenUsage
 from models.records import BatchProgress, BatchTrigger, RecommendationRequest
 from streams.concurrency import TaskPool
 from streams.dead_letters import DeadLetterSink
+from tests.unit.fakes import FakeTopic
 
 TODAY = date(2026, 11, 25)
 
@@ -76,15 +77,6 @@ class FakeGemini:
         if self.failures:
             raise self.failures.pop(0)
         return Answer(Recommendation(summary="Eat well", tips=["Try the soup"]), TokenUsage(300, 40, 340))
-
-
-class FakeTopic:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.send = AsyncMock()
-
-    def get_topic_name(self) -> str:
-        return self.name
 
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=reco.settings.zone).timestamp()
