@@ -6,8 +6,13 @@ queries rely on (the backend should carry the same ones).
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import os
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -21,7 +26,9 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -35,7 +42,13 @@ __all__ = [
     "create_schema",
     "make_engine",
     "parse_price",
+    "read",
+    "tls_mode",
 ]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -109,9 +122,86 @@ class OrderItem(Base):
     menu_item_id: Mapped[int] = mapped_column(ForeignKey("menu_items.id"), primary_key=True)
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """An asyncpg engine; ``pool_pre_ping`` so a restarted PostgreSQL is survived."""
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+def _local(host: str) -> bool:
+    """True for a Unix socket directory or a loopback address (``localhost``, ``127.0.0.1``, ``::1``)."""
+    host = host.strip()
+    if host.startswith("/") or host.startswith("@"):  # a socket directory, or Linux's abstract namespace
+        return True
+    if host.startswith("["):  # [::1]:5432
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:  # 127.0.0.1:5432 (asyncpg's multi-host form, in the query)
+        host = host.partition(":")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_mode(database_url: str) -> str | None:
+    """The TLS mode (libpq's ``sslmode``) to reach ``database_url`` with; None: asyncpg's default.
+
+    The URL's own ``sslmode`` decides (``ssl``, asyncpg's spelling, too); then ``PGSSLMODE``. Without
+    either, a database on loopback or a Unix socket is reached without TLS (``disable``): that traffic never
+    leaves the machine, so TLS protects nothing and costs a handshake per connection and encryption on every
+    round trip (Debian's PostgreSQL has ``ssl = on``, and asyncpg negotiates TLS whenever it is offered). Any
+    other host gets None: asyncpg's default, libpq's ``prefer`` (TLS when the server offers it, unverified);
+    set ``sslmode=verify-full`` for a database across a network.
+    """
+    url = make_url(database_url)
+    mode = url.query.get("sslmode") or url.query.get("ssl")
+    if mode:
+        return str(mode if isinstance(mode, str) else mode[-1])
+    if os.environ.get("PGSSLMODE"):
+        return None
+    query_hosts = url.query.get("host") or ()
+    hosts = [url.host] if url.host else list((query_hosts,) if isinstance(query_hosts, str) else query_hosts)
+    if not hosts:  # asyncpg then reads PGHOST, else tries the local sockets and localhost
+        hosts = [h for h in os.environ.get("PGHOST", "").split(",") if h] or ["localhost"]
+    return "disable" if all(_local(h) for h in hosts) else None
+
+
+def make_engine(database_url: str, *, pool_size: int = 5, autocommit: bool = False) -> AsyncEngine:
+    """An asyncpg engine of at most ``pool_size`` connections (opened as needed, kept), TLS per ``tls_mode``.
+
+    ``autocommit``: no transaction around statements, so a read is one round trip (no ``BEGIN`` …
+    ``ROLLBACK`` around it): for an engine that only reads, or writes one statement at a time (the worker).
+    ``engine.begin()`` then groups nothing; leave it False to write several statements atomically.
+
+    No pre-ping (its ``BEGIN``, ping and ``ROLLBACK`` cost three round trips per checkout): a connection
+    that PostgreSQL dropped (a restart) fails its next statement instead, which makes SQLAlchemy discard it
+    and every connection opened before it; ``read`` runs a read once more on a fresh connection then.
+    """
+    url = make_url(database_url)
+    ssl = tls_mode(database_url)
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    return create_async_engine(
+        url.difference_update_query(["sslmode", "ssl"]),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=False,
+        connect_args={"ssl": ssl} if ssl else {},
+        **options,
+    )
+
+
+async def read(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """``work(conn)`` on a pooled connection, once more on a fresh one if PostgreSQL had dropped the first.
+
+    Only for reads: ``work`` may run twice. A connection is found dropped (``connection_invalidated``) when a
+    restart of PostgreSQL, or an idle timeout, closed it while it sat in the pool; SQLAlchemy has then
+    discarded the pool's older connections too, so the second run connects afresh.
+    """
+    try:
+        async with engine.connect() as conn:
+            return await work(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("postgres: a pooled connection was closed by the server (%s); reconnecting", type(exc.orig).__name__)
+    async with engine.connect() as conn:
+        return await work(conn)
 
 
 async def create_schema(engine: AsyncEngine) -> None:

@@ -8,6 +8,10 @@ fields the code already writes into its messages (``digest cafe=12 date=2026-11-
 attempt=2``, ``recommendation batch=… user=…``, ``cafe 12: …``) read back from the
 message, or passed as ``extra``. The message is the same text as in text mode, so
 what keeps secrets out of it keeps them out of both formats.
+
+``LOG_FORMAT=text`` written to something that is not a terminal (a file, a pipe, a
+container's log) uses ``TextFormatter``: Faust's line, without the colorlog machinery
+that Faust's coloured formatter runs for every line only to drop the colours there.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["FIELDS", "JsonFormatter", "fields_of", "logging_config"]
+from mode.utils.logging import DEFAULT_COLOR_FORMAT, DEFAULT_COLORS, ExtensionFormatter
+
+__all__ = ["FIELDS", "TEXT_FORMAT", "JsonFormatter", "TextFormatter", "fields_of", "logging_config"]
 
 #: The structured fields of a log line.
 FIELDS = ("cafe", "date", "batch", "user", "attempt")
@@ -62,10 +70,48 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def logging_config(log_format: str) -> dict[str, Any] | None:
-    """Faust's ``logging_config`` for ``LOG_FORMAT``: None for text (Faust's own), else its formatters made JSON."""
+#: Faust's text line on stdout: its coloured format (``mode``'s) with the colours left out.
+TEXT_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s %(extra)s"
+
+
+class _NotATerminal:
+    def isatty(self) -> bool:
+        return False
+
+
+class TextFormatter(logging.Formatter):
+    """Faust's text line, written without colorlog, for a stdout that is not a terminal.
+
+    Faust's coloured formatter builds colorlog's escape-code maps and passes every argument through
+    Faust's argument formatters for each line, then leaves the colours out when the output is not a
+    terminal: the same line costs several times what a plain ``logging.Formatter`` takes. The only
+    arguments Faust's formatters change are mappings and collections (topic and partition maps drawn as
+    tables, at start and at rebalances): lines with such arguments still go through Faust's formatter,
+    so every line reads as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._fausts = ExtensionFormatter(stream=_NotATerminal(), fmt=DEFAULT_COLOR_FORMAT, log_colors=DEFAULT_COLORS)
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if isinstance(args, Mapping) or any(isinstance(arg, Mapping | set | list) for arg in args or ()):
+            return self._fausts.format(record)
+        record.extra = ", ".join(f"{k}={v!r}" for k, v in (record.__dict__.get("data") or {}).items())
+        return super().format(record)
+
+
+def logging_config(log_format: str, *, terminal: bool | None = None) -> dict[str, Any] | None:
+    """Faust's ``logging_config`` for ``LOG_FORMAT``: its formatters made JSON, or its stdout's plain off a terminal.
+
+    ``terminal``: whether stdout is one (default: asked). None (Faust's own, coloured) for text on a terminal;
+    text to ``--logfile`` keeps Faust's plain formatter either way.
+    """
     if log_format == "text":
-        return None
+        if terminal if terminal is not None else sys.stdout.isatty():
+            return None
+        return {"version": 1, "merge": True, "formatters": {"colored": {"()": f"{__name__}.TextFormatter"}}}
     json_formatter = {"()": f"{__name__}.JsonFormatter"}
     # `merge` keeps Faust's handlers (stdout, or --logfile) and replaces the formatters they name.
     return {"version": 1, "merge": True, "formatters": {"default": json_formatter, "colored": json_formatter}}

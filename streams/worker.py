@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import agents.console.views
 import agents.notifications.views
@@ -52,7 +52,7 @@ from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.planner import BatchPlanner
 from agents.recommendations.ports import Recommender
 from agents.recommendations.selection import UserSelection
-from models.db import make_engine
+from models.db import make_engine, read
 from streams.app import app, settings
 from streams.dead_letters import DeadLetterSink
 from streams.health import install as install_health
@@ -83,6 +83,9 @@ __all__ = ["Wiring", "wiring"]
 
 log = logging.getLogger(__name__)
 
+#: Database connections beyond the digests and users in flight: batch planner, stall sweep, probe, console.
+DATABASE_SPARE_CONNECTIONS = 4
+
 
 class UnconfiguredTelegram:
     """Stands in for the client when ``TELEGRAM_BOT_TOKEN`` is not set: every send is rejected."""
@@ -105,7 +108,10 @@ class Wiring(Service):
         await ensure_topics(
             bootstrap_servers(config.kafka_broker_url), topic_specs(), replication=config.topic_replication
         )
-        engine = make_engine(config.database_url)
+        # Reads (and one single-statement update) only: autocommit, one round trip each. One connection per
+        # digest and per user in flight, plus the planner, the stall sweep, the probe and the console.
+        pool_size = config.digest_concurrency + config.recommendation_concurrency + DATABASE_SPARE_CONNECTIONS
+        engine = make_engine(config.database_url, pool_size=pool_size, autocommit=True)
         redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._open.push_async_callback(engine.dispose)
         self._open.push_async_callback(redis.aclose)
@@ -233,8 +239,10 @@ class Wiring(Service):
 
 
 async def _select_one(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
+    async def select_one(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT 1"))
+
+    await read(engine, select_one)
 
 
 wiring = Wiring(settings)

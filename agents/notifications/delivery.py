@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date
 from enum import StrEnum
 from typing import Any, Protocol
@@ -139,13 +139,17 @@ class DeliveryState:
     first_attempt_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: its deep copies cost more than the rest of the table write.
+        return {name: getattr(self, name) for name in _STATE_FIELDS}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DeliveryState:
         state = cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
         state.status = DeliveryStatus(state.status)
         return state
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(DeliveryState))
 
 
 def retry_delay(

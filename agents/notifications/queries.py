@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Integer, Select, and_, bindparam, func, select, update
+from sqlalchemy import Date, Integer, Row, Select, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.notifications.digest import CafeDigest, OrderLine
-from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
+from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price, read
 
 __all__ = ["DIGEST_STATEMENT", "DigestStore", "digest_query"]
 
@@ -80,15 +81,18 @@ def _price(value: object, order_id: int) -> Decimal:
 
 
 class DigestStore:
-    """The digest's data from PostgreSQL: one round trip per digest."""
+    """The digest's data from PostgreSQL: one round trip per digest (on the worker's autocommit engine)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def load_digest(self, cafe_id: int, order_date: date) -> CafeDigest | None:
         """The cafe's digest for the day, or None when the cafe does not exist."""
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(DIGEST_STATEMENT, {"cafe_id": cafe_id, "order_date": order_date})).all()
+
+        async def fetch(conn: AsyncConnection) -> Sequence[Row[Any]]:
+            return (await conn.execute(DIGEST_STATEMENT, {"cafe_id": cafe_id, "order_date": order_date})).all()
+
+        rows = await read(self._engine, fetch)
         if not rows:
             return None
         first = rows[0]

@@ -74,6 +74,7 @@ class TelegramClient:
         if not token:
             raise ValueError("a bot token is required")
         self.__token = token
+        self._bot_id = bot_id_of(token)  # computed once: a DEBUG line per send passes it even when not written
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._session = session
@@ -86,7 +87,7 @@ class TelegramClient:
     @property
     def bot_id(self) -> str:
         """The public part of the token, safe to log."""
-        return bot_id_of(self.__token)
+        return self._bot_id
 
     @property
     def unauthorized(self) -> bool:
@@ -136,7 +137,7 @@ class TelegramClient:
         self.responses[str(status)] += 1
         outcome = classify_response(SEND_MESSAGE, status, body)
         if isinstance(outcome, int):
-            logger.debug("telegram: sent message %s to chat %s (bot id %s)", outcome, chat_id, self.bot_id)
+            logger.debug("telegram: sent message %s to chat %s (bot id %s)", outcome, chat_id, self._bot_id)
             return outcome
         if isinstance(outcome, TelegramRetryAfter) and self._throttle is not None:
             await self._throttle.pause(outcome.retry_after)

@@ -15,11 +15,11 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import ColumnElement, Date, Integer, Row, Select, and_, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.recommendations.advice import UserOrderStats
-from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
+from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price, read
 
 __all__ = [
     "ACTIVE_MIN_ORDERS",
@@ -202,8 +202,11 @@ class UserSelection:
 
     async def active_user_ids(self, today: date) -> list[int]:
         """Ids of the users active on ``today`` (in ``TIMEZONE``), ascending: one statement."""
-        async with self._engine.connect() as conn:
+
+        async def fetch(conn: AsyncConnection) -> list[int]:
             return list((await conn.scalars(ACTIVE_USERS, _window(today))).all())
+
+        return await read(self._engine, fetch)
 
     async def user_stats(self, user_id: int, today: date) -> UserOrderStats | None:
         """The user's stats of the window, or None when the user is unknown or has no orders in it.
@@ -211,11 +214,16 @@ class UserSelection:
         Two statements at most (orders, then their items); one when there are no orders.
         """
         params = {"user_id": user_id, **_window(today)}
-        async with self._engine.connect() as conn:
+
+        async def fetch(conn: AsyncConnection) -> tuple[Sequence[Row[Any]], Sequence[Row[Any]]]:
             order_rows = (await conn.execute(USER_ORDERS, params)).all()
             if not order_rows:
-                return None
-            item_rows = (await conn.execute(USER_ITEMS, params)).all()
+                return order_rows, ()
+            return order_rows, (await conn.execute(USER_ITEMS, params)).all()
+
+        order_rows, item_rows = await read(self._engine, fetch)
+        if not order_rows:
+            return None
         orders = [
             OrderRow(
                 order_id=row.order_id,

@@ -1,4 +1,5 @@
-"""LOG_FORMAT=json: one JSON object per line with the structured fields, configured through Faust's logging setup."""
+"""LOG_FORMAT=json: one JSON object per line with the structured fields, configured through Faust's logging setup;
+LOG_FORMAT=text off a terminal: Faust's line, without colorlog."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import json
 import logging
 import sys
 
-from mode.utils.logging import setup_logging
+from mode.utils.logging import DEFAULT_COLOR_FORMAT, DEFAULT_COLORS, ExtensionFormatter, setup_logging
 
-from streams.logs import JsonFormatter, fields_of, logging_config
+from streams.logs import JsonFormatter, TextFormatter, fields_of, logging_config
 
 
 def record(message: str, *args: object, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
@@ -73,7 +74,7 @@ def test_an_exception_stays_in_its_line():
 
 
 def test_text_keeps_fausts_logging_and_json_swaps_only_the_formatter():
-    assert logging_config("text") is None
+    assert logging_config("text", terminal=True) is None
     handlers, level = list(logging.root.handlers), logging.root.level
     try:
         setup_logging(loglevel="INFO", logfile=io.StringIO(), logging_config=logging_config("json"))
@@ -83,6 +84,38 @@ def test_text_keeps_fausts_logging_and_json_swaps_only_the_formatter():
         assert logging.root.level == logging.INFO
         line = handler.format(record("digest cafe=%s date=%s attempt=%s: x", 1, "2026-11-25", 1))
         assert json.loads(line)["cafe"] == 1
+    finally:
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+
+
+class _Pipe(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+def test_text_off_a_terminal_writes_fausts_line_without_colorlog():
+    fausts = ExtensionFormatter(stream=_Pipe(), fmt=DEFAULT_COLOR_FORMAT, log_colors=DEFAULT_COLORS)
+    plain = TextFormatter()
+    lines = [
+        record("%s: sent to chat %s in %s part(s)", "digest cafe=12 date=2026-11-25 attempt=1", -100, 1),
+        record("Subscribed to topic(s): %r", {"deadline-passed"}),  # a collection: drawn by Faust's formatter
+        record("no arguments", level=logging.WARNING, data={"tp": 3}),
+    ]
+    for line in lines:
+        made = logging.makeLogRecord(dict(line.__dict__))
+        assert plain.format(line) == fausts.format(made)
+    assert "\x1b" not in plain.format(lines[0])
+
+
+def test_text_is_fausts_own_on_a_terminal_and_plain_elsewhere():
+    assert logging_config("text", terminal=True) is None
+    handlers, level = list(logging.root.handlers), logging.root.level
+    try:
+        setup_logging(loglevel="INFO", logfile=_Pipe(), logging_config=logging_config("text", terminal=False))
+        [handler] = logging.root.handlers
+        assert isinstance(handler.formatter, TextFormatter)
+        assert logging.root.level == logging.INFO
     finally:
         logging.root.handlers[:] = handlers
         logging.root.setLevel(level)
