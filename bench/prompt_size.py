@@ -15,7 +15,7 @@ from datetime import datetime
 from agents.recommendations.advice import DATA_OPEN, build_prompt
 from agents.recommendations.selection import UserSelection
 from bench.recommendations import fill
-from models.db import make_engine
+from models.database import Database
 from sandbox.demo import seed
 from sandbox.gemini import usage_metadata
 from streams.settings import Settings
@@ -25,14 +25,14 @@ from tests.integration.harness import unique_name
 
 async def prompts(url: str) -> list[str]:
     """The prompt of every active user of the database at ``url``."""
-    engine = make_engine(url, pool_size=1)
+    db = await Database.open(url, size=1)
     try:
-        users = UserSelection(engine)
+        users = UserSelection(db)
         today = datetime.now(Settings().zone).date()
         stats = [await users.user_stats(user, today) for user in await users.active_user_ids(today)]
         return [build_prompt(s) for s in stats if s is not None]
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 def report(name: str, texts: list[str]) -> None:

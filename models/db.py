@@ -7,12 +7,10 @@ queries rely on (the backend should carry the same ones).
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,8 +25,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -42,13 +39,8 @@ __all__ = [
     "create_schema",
     "make_engine",
     "parse_price",
-    "read",
     "tls_mode",
 ]
-
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -163,15 +155,10 @@ def tls_mode(database_url: str) -> str | None:
 
 
 def make_engine(database_url: str, *, pool_size: int = 5, autocommit: bool = False) -> AsyncEngine:
-    """An asyncpg engine of at most ``pool_size`` connections (opened as needed, kept), TLS per ``tls_mode``.
+    """A SQLAlchemy engine on asyncpg (tests, demo data, the console), TLS per ``tls_mode``.
 
-    ``autocommit``: no transaction around statements, so a read is one round trip (no ``BEGIN`` …
-    ``ROLLBACK`` around it): for an engine that only reads, or writes one statement at a time (the worker).
-    ``engine.begin()`` then groups nothing; leave it False to write several statements atomically.
-
-    No pre-ping (its ``BEGIN``, ping and ``ROLLBACK`` cost three round trips per checkout): a connection
-    that PostgreSQL dropped (a restart) fails its next statement instead, which makes SQLAlchemy discard it
-    and every connection opened before it; ``read`` runs a read once more on a fresh connection then.
+    ``pool_pre_ping`` so a restarted PostgreSQL is survived; ``autocommit``: no transaction around a
+    statement. The worker's own reads do not come here: see ``models.database``.
     """
     url = make_url(database_url)
     ssl = tls_mode(database_url)
@@ -179,29 +166,11 @@ def make_engine(database_url: str, *, pool_size: int = 5, autocommit: bool = Fal
     return create_async_engine(
         url.difference_update_query(["sslmode", "ssl"]),
         pool_size=pool_size,
-        max_overflow=0,
-        pool_pre_ping=False,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
         connect_args={"ssl": ssl} if ssl else {},
         **options,
     )
-
-
-async def read(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """``work(conn)`` on a pooled connection, once more on a fresh one if PostgreSQL had dropped the first.
-
-    Only for reads: ``work`` may run twice. A connection is found dropped (``connection_invalidated``) when a
-    restart of PostgreSQL, or an idle timeout, closed it while it sat in the pool; SQLAlchemy has then
-    discarded the pool's older connections too, so the second run connects afresh.
-    """
-    try:
-        async with engine.connect() as conn:
-            return await work(conn)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        log.info("postgres: a pooled connection was closed by the server (%s); reconnecting", type(exc.orig).__name__)
-    async with engine.connect() as conn:
-        return await work(conn)
 
 
 async def create_schema(engine: AsyncEngine) -> None:

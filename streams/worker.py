@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import agents.console.views
 import agents.notifications.views
@@ -52,8 +51,10 @@ from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.planner import BatchPlanner
 from agents.recommendations.ports import Recommender
 from agents.recommendations.selection import UserSelection
-from models.db import make_engine, read
+from models.database import Database
+from models.db import make_engine
 from streams.app import app, settings
+from streams.commit_flush import install as install_commit_flush
 from streams.dead_letters import DeadLetterSink
 from streams.health import install as install_health
 from streams.health import worker_health
@@ -83,8 +84,12 @@ __all__ = ["Wiring", "wiring"]
 
 log = logging.getLogger(__name__)
 
-#: Database connections beyond the digests and users in flight: batch planner, stall sweep, probe, console.
-DATABASE_SPARE_CONNECTIONS = 4
+#: Database connections beyond the digests and users in flight: the batch planner or stall sweep, the probe.
+DATABASE_SPARE_CONNECTIONS = 2
+#: The console's own (SQLAlchemy) connections.
+CONSOLE_CONNECTIONS = 2
+#: The readiness probe's statement.
+SELECT_ONE = text("SELECT 1")
 
 
 class UnconfiguredTelegram:
@@ -108,10 +113,12 @@ class Wiring(Service):
         await ensure_topics(
             bootstrap_servers(config.kafka_broker_url), topic_specs(), replication=config.topic_replication
         )
-        # Reads (and one single-statement update) only: autocommit, one round trip each. One connection per
-        # digest and per user in flight, plus the planner, the stall sweep, the probe and the console.
+        # One connection per digest and per user in flight, plus the planner or stall sweep and the probe.
         pool_size = config.digest_concurrency + config.recommendation_concurrency + DATABASE_SPARE_CONNECTIONS
-        engine = make_engine(config.database_url, pool_size=pool_size, autocommit=True)
+        database = await Database.open(config.database_url, size=pool_size)
+        self._open.push_async_callback(database.close)
+        # The console's reads, on SQLAlchemy (an operator's page: not a hot path).
+        engine = make_engine(config.database_url, pool_size=CONSOLE_CONNECTIONS, autocommit=True)
         redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._open.push_async_callback(engine.dispose)
         self._open.push_async_callback(redis.aclose)
@@ -119,9 +126,9 @@ class Wiring(Service):
         self._open.push_async_callback(kafka.close)
         dependencies = worker_health().dependencies
         dependencies.register("kafka", kafka)
-        dependencies.register("postgres", lambda: _select_one(engine))
+        dependencies.register("postgres", lambda: database.fetch(SELECT_ONE))
         dependencies.register("redis", redis.ping)
-        notified, recommended = self._notifications(engine), self._recommendations(engine, redis)
+        notified, recommended = self._notifications(database), self._recommendations(database, redis)
         notifications.bind(notified)
         recommendations.bind(recommended)
         console.bind(
@@ -141,7 +148,7 @@ class Wiring(Service):
         self.dead_letter_sinks.append(sink)
         return sink
 
-    def _notifications(self, engine: AsyncEngine) -> Notifications:
+    def _notifications(self, database: Database) -> Notifications:
         config = self.config
         telegram: TelegramClient | None = None
         budget: SharedBudget | None = None
@@ -169,6 +176,7 @@ class Wiring(Service):
                 throttle=budget,
             )
             self._open.push_async_callback(budget_redis.aclose)
+            self._open.push_async_callback(budget.close)
             self._open.push_async_callback(telegram.close)
             log.info(
                 "telegram: sending as bot id %s, at most %g messages/s shared by every worker of the bot (Redis)",
@@ -180,7 +188,7 @@ class Wiring(Service):
         notifier = DigestNotifier(
             table=digest_deliveries,
             config=config,
-            source=DigestStore(engine),
+            source=DigestStore(database),
             sender=telegram or UnconfiguredTelegram(),
             retries=digest_retries_topic,
             rekey=deadline_passed_topic,
@@ -189,7 +197,7 @@ class Wiring(Service):
         )
         return Notifications(notifier=notifier, telegram=telegram, budget=budget)
 
-    def _recommendations(self, engine: AsyncEngine, redis: Redis) -> Recommendations:
+    def _recommendations(self, database: Database, redis: Redis) -> Recommendations:
         config = self.config
         gemini: GeminiRecommender | None = None
         recommender: Recommender = NoGeminiKeys()
@@ -206,7 +214,7 @@ class Wiring(Service):
             log.info("gemini: %r", gemini)
         else:
             log.error("GEMINI_API_KEYS is not set: recommendation batches will stop at their first user")
-        users = UserSelection(engine)
+        users = UserSelection(database)
         outbox = BatchOutbox(requests=recommendation_requests_topic, progress=batch_progress_topic)
         planner = BatchPlanner(
             runs=recommendation_runs,
@@ -238,16 +246,10 @@ class Wiring(Service):
         await self._open.aclose()
 
 
-async def _select_one(engine: AsyncEngine) -> None:
-    async def select_one(conn: AsyncConnection) -> None:
-        await conn.execute(text("SELECT 1"))
-
-    await read(engine, select_one)
-
-
 wiring = Wiring(settings)
 app.add_dependency(wiring)
 stall_watch = install_rebalance_guards(app, stall_after=settings.stream_stall_after)
+install_commit_flush(app)
 collectors.register(lambda: notification_metrics(notifications()))
 collectors.register(lambda: recommendation_metrics(recommendations().gemini, recommendation_batches))
 collectors.register(lambda: batch_health_metrics(recommendation_batches.values()))

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Integer, Row, Select, and_, bindparam, func, select, update
+from sqlalchemy import Date, Integer, Select, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.notifications.digest import CafeDigest, OrderLine
-from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price, read
+from models.database import Database
+from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
 
-__all__ = ["DIGEST_STATEMENT", "DigestStore", "digest_query"]
+__all__ = ["DIGEST_STATEMENT", "MOVE_CHAT", "DigestStore", "digest_query"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,14 @@ def _digest_statement() -> Select[Any]:
 DIGEST_STATEMENT = _digest_statement()
 
 
+#: A group became a supergroup: its new chat id, unless the row changed meanwhile.
+MOVE_CHAT = (
+    update(Cafe)
+    .where(Cafe.id == bindparam("cafe_id"), Cafe.tg_chat_id == bindparam("old_chat_id"))
+    .values(tg_chat_id=bindparam("new_chat_id"))
+)
+
+
 def digest_query(cafe_id: int, order_date: date) -> Select[Any]:
     """The digest statement with its values bound (for EXPLAIN and the like)."""
     return DIGEST_STATEMENT.params(cafe_id=cafe_id, order_date=order_date)
@@ -81,18 +88,15 @@ def _price(value: object, order_id: int) -> Decimal:
 
 
 class DigestStore:
-    """The digest's data from PostgreSQL: one round trip per digest (on the worker's autocommit engine)."""
+    """The digest's data from PostgreSQL: one round trip per digest."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def load_digest(self, cafe_id: int, order_date: date) -> CafeDigest | None:
         """The cafe's digest for the day, or None when the cafe does not exist."""
 
-        async def fetch(conn: AsyncConnection) -> Sequence[Row[Any]]:
-            return (await conn.execute(DIGEST_STATEMENT, {"cafe_id": cafe_id, "order_date": order_date})).all()
-
-        rows = await read(self._engine, fetch)
+        rows = await self._db.fetch(DIGEST_STATEMENT, {"cafe_id": cafe_id, "order_date": order_date})
         if not rows:
             return None
         first = rows[0]
@@ -101,7 +105,7 @@ class DigestStore:
                 order_id=row.order_id,
                 user_name=row.user_name or "(unknown user)",
                 combo_name=row.combo_name or "(unknown combo)",
-                items=tuple(name for name in (row.items or ()) if name),
+                items=tuple(name for name in (row["items"] or ()) if name),  # row.items is the method
                 notes=row.notes,
                 price=_price(row.total_price, row.order_id),
             )
@@ -119,8 +123,5 @@ class DigestStore:
 
     async def move_chat(self, cafe_id: int, old_chat_id: int, new_chat_id: int) -> bool:
         """Persist a group's migration to a supergroup; False when the row had changed meanwhile."""
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(Cafe).where(Cafe.id == cafe_id, Cafe.tg_chat_id == old_chat_id).values(tg_chat_id=new_chat_id)
-            )
-        return bool(result.rowcount)
+        params = {"cafe_id": cafe_id, "old_chat_id": old_chat_id, "new_chat_id": new_chat_id}
+        return bool(await self._db.execute(MOVE_CHAT, params))

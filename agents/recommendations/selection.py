@@ -15,11 +15,11 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Integer, Row, Select, and_, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, select
 
 from agents.recommendations.advice import UserOrderStats
-from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price, read
+from models.database import Database
+from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
 
 __all__ = [
     "ACTIVE_MIN_ORDERS",
@@ -197,16 +197,12 @@ def compute_stats(
 class UserSelection:
     """Active users and their stats from PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def active_user_ids(self, today: date) -> list[int]:
         """Ids of the users active on ``today`` (in ``TIMEZONE``), ascending: one statement."""
-
-        async def fetch(conn: AsyncConnection) -> list[int]:
-            return list((await conn.scalars(ACTIVE_USERS, _window(today))).all())
-
-        return await read(self._engine, fetch)
+        return [row[0] for row in await self._db.fetch(ACTIVE_USERS, _window(today))]
 
     async def user_stats(self, user_id: int, today: date) -> UserOrderStats | None:
         """The user's stats of the window, or None when the user is unknown or has no orders in it.
@@ -214,16 +210,10 @@ class UserSelection:
         Two statements at most (orders, then their items); one when there are no orders.
         """
         params = {"user_id": user_id, **_window(today)}
-
-        async def fetch(conn: AsyncConnection) -> tuple[Sequence[Row[Any]], Sequence[Row[Any]]]:
-            order_rows = (await conn.execute(USER_ORDERS, params)).all()
-            if not order_rows:
-                return order_rows, ()
-            return order_rows, (await conn.execute(USER_ITEMS, params)).all()
-
-        order_rows, item_rows = await read(self._engine, fetch)
+        order_rows = await self._db.fetch(USER_ORDERS, params)
         if not order_rows:
             return None
+        item_rows = await self._db.fetch(USER_ITEMS, params)
         orders = [
             OrderRow(
                 order_id=row.order_id,

@@ -3,10 +3,9 @@
 from datetime import date
 
 import pytest
-from sqlalchemy import event
 
 from agents.notifications.queries import DigestStore
-from models.db import make_engine
+from models.database import Database
 from tests.integration.factory import Factory
 
 pytestmark = pytest.mark.integration
@@ -22,11 +21,10 @@ async def factory(test_database_url):
 
 @pytest.fixture
 async def store(test_database_url):
-    engine = make_engine(test_database_url, pool_size=1)
     statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    yield DigestStore(engine), statements
-    await engine.dispose()
+    db = await Database.open(test_database_url, size=1, observe=statements.append)
+    yield DigestStore(db), statements
+    await db.close()
 
 
 async def test_digest_has_orders_items_and_excludes_cancelled_and_other_days(factory, store):

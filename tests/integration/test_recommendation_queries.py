@@ -3,10 +3,9 @@
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event
 
 from agents.recommendations.selection import UserSelection
-from models.db import make_engine
+from models.database import Database
 
 pytestmark = pytest.mark.integration
 TODAY = date(2026, 11, 25)  # a Wednesday
@@ -18,11 +17,10 @@ def ago(days: int) -> date:
 
 @pytest.fixture
 async def selection(test_database_url):
-    engine = make_engine(test_database_url, pool_size=1)
     statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    yield UserSelection(engine), statements
-    await engine.dispose()
+    db = await Database.open(test_database_url, size=1, observe=statements.append)
+    yield UserSelection(db), statements
+    await db.close()
 
 
 @pytest.fixture

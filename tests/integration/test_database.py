@@ -1,5 +1,6 @@
-"""The worker's engine on the real PostgreSQL: one round trip per read, no transactions, a bounded pool, a dropped
-connection survived, TLS as DATABASE_URL says. Counted by the server (pg_stat_database, pg_stat_ssl)."""
+"""The worker's database (models.database) on the real PostgreSQL: one round trip per read, no transactions, a
+bounded pool, a dropped connection survived, TLS as DATABASE_URL says. Counted by the server (pg_stat_database,
+pg_stat_ssl)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from agents.notifications.queries import DigestStore
-from models.db import make_engine, read
+from models.database import Database
+from models.db import make_engine
 from tests.conftest import FreshDatabase
 
 pytestmark = pytest.mark.integration
@@ -71,9 +73,10 @@ async def settled(name: str, before: tuple[int, int, int], *, commits: int) -> t
 
 async def test_a_read_is_one_statement_without_begin_or_rollback_and_the_pool_is_bounded(database):
     before = await counters(database.name)
-    engine = make_engine(database.url, pool_size=8, autocommit=True)
-    store = DigestStore(engine)
-    slots = asyncio.Semaphore(8)
+    sent: list[str] = []
+    db = await Database.open(database.url, size=8, observe=sent.append)
+    store = DigestStore(db)
+    slots = asyncio.Semaphore(16)  # more callers than connections: they wait for one
 
     async def load(cafe_id: int) -> None:
         async with slots:
@@ -81,62 +84,57 @@ async def test_a_read_is_one_statement_without_begin_or_rollback_and_the_pool_is
             assert digest is not None and len(digest.orders) == 1
 
     await asyncio.gather(*(load(cafe_id) for round_ in range(10) for cafe_id in range(1, 21)))
-    await engine.dispose()  # the backends end and report their counts
+    await db.close()  # the backends end and report their counts
     commits, rollbacks, sessions = await settled(database.name, before, commits=200)
-    assert rollbacks == 0  # no BEGIN ... ROLLBACK around a read, no pre-ping (its own BEGIN ... ROLLBACK)
-    # Each read is its own transaction; a few more for each new connection's set-up (version, type lookups).
-    assert 200 <= commits <= 200 + 8 * 6
+    assert len(sent) == 200  # one statement per digest
+    assert rollbacks == 0  # no BEGIN ... ROLLBACK around a read, no pre-ping, no reset query
+    # Each read is its own transaction; a few more for each new connection (asyncpg's type introspection).
+    assert 200 <= commits <= 200 + 8 * 4
     assert sessions <= 8  # the pool is the concurrency: no connection opened and closed per read
 
 
-async def test_the_transactional_engine_would_roll_back_every_read(database):
-    """What the counters above exclude: the former engine (pre-ping, a transaction per read)."""
+async def test_the_former_engine_rolled_back_every_read(database):
+    """What the counters above exclude: SQLAlchemy's transactional engine (pre-ping, a transaction per read)."""
     before = await counters(database.name)
     engine = make_engine(database.url, pool_size=1)
-    for cafe_id in range(1, 11):
-        await DigestStore(engine).load_digest(cafe_id, DAY)
-    await engine.dispose()
+    try:
+        for cafe_id in range(1, 11):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT name FROM cafes WHERE id = :id"), {"id": cafe_id})
+    finally:
+        await engine.dispose()
     _, rollbacks, _ = await settled(database.name, before, commits=1)
     assert rollbacks >= 10
 
 
-async def test_a_connection_dropped_by_the_server_is_replaced_at_once(database):
-    """What pre-ping gave (a restart of PostgreSQL drops every pooled connection), without its round trips."""
-    engine = make_engine(database.url, pool_size=2, autocommit=True)
-    store = DigestStore(engine)
+async def test_connections_dropped_by_the_server_are_replaced_at_once(database):
+    """A restart of PostgreSQL drops every pooled connection: the next reads go on, without pre-ping's round trips."""
+    db = await Database.open(database.url, size=2)
+    store = DigestStore(db)
     try:
-        assert await store.load_digest(1, DAY) is not None
+        await asyncio.gather(store.load_digest(1, DAY), store.load_digest(2, DAY))  # two pooled connections
         admin = await asyncpg.connect(ADMIN, ssl=False)
         try:
             dropped = await admin.fetch(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database.name
             )
-            assert dropped  # the pooled connection, as a restart would
+            assert len(dropped) == 2  # as a restart would
         finally:
             await admin.close()
         await asyncio.sleep(0.3)
-        digest = await store.load_digest(2, DAY)  # no exception: read() reconnected
-        assert digest is not None and digest.cafe_id == 2
-
-        async def backend(conn):
-            return (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-
-        assert await read(engine, backend)
+        digests = await asyncio.gather(*(store.load_digest(cafe_id, DAY) for cafe_id in (3, 4, 5)))
+        assert [d.cafe_id for d in digests if d is not None] == [3, 4, 5]  # no exception
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 async def ssl_in_use(url: str) -> bool:
-    engine = make_engine(url, pool_size=1, autocommit=True)
+    db = await Database.open(url, size=1)
     try:
-
-        async def ssl(conn):
-            query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-            return (await conn.execute(text(query))).scalar_one()
-
-        return bool(await read(engine, ssl))
+        [row] = await db.fetch(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
+        return bool(row.ssl)
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 async def test_tls_follows_the_urls_sslmode(database):

@@ -1,10 +1,15 @@
-"""The engine's settings: TLS from DATABASE_URL's sslmode (none on loopback by default), no pre-ping, a fixed pool."""
+"""TLS from DATABASE_URL's sslmode (none on loopback by default); the worker's statements compiled once for asyncpg."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import date
 
-from models.db import make_engine, tls_mode
+import pytest
+from sqlalchemy import bindparam, select
+
+from agents.notifications.queries import DIGEST_STATEMENT, MOVE_CHAT
+from models.database import compiled
+from models.db import Cafe, make_engine, tls_mode
 
 
 @pytest.fixture(autouse=True)
@@ -55,19 +60,30 @@ def test_libpq_environment_is_honoured(monkeypatch):
     assert tls_mode("postgresql+asyncpg://postgres@/lunch") is None
 
 
-async def test_the_engine_has_no_pre_ping_and_a_fixed_pool():
-    engine = make_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/lunch?sslmode=require", pool_size=12)
+def test_statements_are_compiled_once_for_asyncpg_with_their_bound_values():
+    query = compiled(DIGEST_STATEMENT)
+    assert query is compiled(DIGEST_STATEMENT)
+    assert "$1" in query.sql and ":cafe_id" not in query.sql
+    arguments = query.arguments({"cafe_id": 12, "order_date": date(2026, 11, 25)})
+    assert sorted(map(str, arguments)) == ["12", "2026-11-25", "cancelled"]  # 'cancelled' is bound in the statement
+    assert compiled(MOVE_CHAT).names == ("new_chat_id", "cafe_id", "old_chat_id")
+
+
+def test_expanding_parameters_are_refused():
+    with pytest.raises(ValueError, match="ANY"):
+        compiled(select(Cafe.id).where(Cafe.id.in_(bindparam("ids", expanding=True))))
+
+
+async def test_tls_mode_reaches_the_engine_and_the_url_keeps_no_sslmode():
+    engine = make_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/lunch?sslmode=require", pool_size=2)
     try:
-        pool = engine.sync_engine.pool
-        assert pool.size() == 12
-        assert pool._max_overflow == 0  # a surge waits for a connection instead of opening and closing one
-        assert not pool._pre_ping
-        assert "sslmode" not in str(engine.url)  # asyncpg takes it as `ssl`, not in the URL
+        assert "sslmode" not in str(engine.url)  # asyncpg takes it as `ssl`, not from the URL
+        assert engine.sync_engine.pool._pre_ping  # tests, demo and console: not a hot path
     finally:
         await engine.dispose()
 
 
-async def test_autocommit_is_the_worker_engines_isolation_level():
+async def test_autocommit_engine():
     engine = make_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/lunch", autocommit=True)
     other = make_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/lunch")
     try:
