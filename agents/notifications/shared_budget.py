@@ -13,10 +13,14 @@ A booking further away than the caller's ``max_wait`` books nothing (``ThrottleW
 key is keyed by the bot id and expires once it can no longer matter.
 
 While Redis is unreachable the budget falls back to a local ``Throttle`` at ``TELEGRAM_FALLBACK_RATE``
-(one WARNING line per outage, counted), tries Redis again every ``probe_every`` seconds, and returns
-to the shared budget as soon as it answers. A send woken more than one spacing after its slot (a
-busy event loop, a 429 pause) books a new slot instead of leaving late, where it would bunch with the
-sends booked after it on any worker; departures also pass a local window at the bot's rate.
+(one WARNING line per outage, counted; the first local send waits a second, while the sends the fleet
+booked before the outage leave), looks for Redis in the background (every 0.2 s after a refused
+connection, every ``probe_every`` seconds after a timeout), and returns to the shared budget as soon as
+it answers — sends already waiting for a local slot then book on the budget instead.
+
+A send woken more than one spacing after its slot (a busy event loop, a 429 pause) books a new slot
+instead of leaving late, where it would bunch with the sends booked after it on any worker; departures
+also pass a local window at the bot's rate.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from enum import StrEnum
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agents.notifications.budget_scripts import BOOK, PAUSE, STATE, budget_keys
 from agents.notifications.throttle import GROUP_WINDOW, Departures, Throttle, ThrottleWait, leave
@@ -43,6 +48,9 @@ log = logging.getLogger(__name__)
 
 #: Times a send woken too late for its slot books a new one before it leaves anyway.
 MAX_REBOOKS = 3
+#: Seconds a worker that loses Redis holds its first local send: the sliding second in which the sends booked
+#: before the outage (by every worker) still leave.
+OUTAGE_HOLD = 1.0
 
 #: What counts as "Redis is unavailable": the budget falls back instead of failing the send.
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
@@ -68,26 +76,23 @@ class BudgetMode(StrEnum):
 
 @dataclass(slots=True)
 class FallbackSwitch:
-    """When to use Redis: always while it answers; after a failure, one probe every ``probe_every`` seconds."""
+    """Shared budget or local fallback, and how often to look for Redis while it is down.
+
+    A refused connection fails at once, so Redis is tried again every ``quick_probe`` seconds: the workers
+    notice its return at once, instead of pacing themselves locally beside those already back on the shared
+    budget (the two would add up past Telegram's limit). A timeout costs its wait: then every ``probe_every``.
+    """
 
     probe_every: float
+    quick_probe: float = 0.2
     mode: BudgetMode = BudgetMode.SHARED
-    next_probe: float = -math.inf
+    interval: float = 0.0
 
-    def use_shared(self, now: float) -> bool:
-        """True if this send should try Redis (in fallback, only the first caller after each probe interval)."""
-        if self.mode is BudgetMode.SHARED:
-            return True
-        if now >= self.next_probe:
-            self.next_probe = now + self.probe_every
-            return True
-        return False
-
-    def failed(self, now: float) -> bool:
-        """Redis failed; True if this starts an outage."""
+    def failed(self, *, slow: bool) -> bool:
+        """Redis failed (``slow``: it timed out); True if this starts an outage."""
         started = self.mode is BudgetMode.SHARED
         self.mode = BudgetMode.FALLBACK
-        self.next_probe = now + self.probe_every
+        self.interval = self.probe_every if slow else self.quick_probe
         return started
 
     def succeeded(self) -> bool:
@@ -126,6 +131,8 @@ class SharedBudget:
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
+        self._redis = redis
+        self._prober: asyncio.Task[None] | None = None
         self._book = redis.register_script(BOOK)
         self._pause = redis.register_script(PAUSE)
         self._state = redis.register_script(STATE)
@@ -152,41 +159,48 @@ class SharedBudget:
         Raises ``ThrottleWait`` (booking nothing) if the slot is more than ``max_wait`` seconds away.
         """
         started = self._now()
-        for _ in range(MAX_REBOOKS + 1):
-            if not self._switch.use_shared(self._now()):
-                break
-            try:
-                booked, wait = await self._book_slot(chat_id, max_wait)
-            except REDIS_DOWN as exc:
-                self._redis_failed(exc)
-                break
-            self._redis_answered()
-            if not booked:
-                self.stats.deferred += 1
-                raise ThrottleWait(wait)
+        rebooks, at_local_slot = 0, False
+        while True:
+            if self._switch.mode is BudgetMode.SHARED:
+                try:
+                    booked, wait = await self._book_slot(chat_id, max_wait)
+                except REDIS_DOWN as exc:
+                    await self._redis_failed(exc)
+                else:
+                    if not booked:
+                        self.stats.deferred += 1
+                        raise ThrottleWait(wait)
+                    if await self._wait_for_slot(wait) or rebooks >= MAX_REBOOKS:
+                        await leave(self._departures, self._now, self._sleep)
+                        return self._now() - started
+                    # Woken too late (a busy event loop, a pause): the slot has passed, and leaving now would
+                    # bunch with the sends booked after it, on this worker or another. Book a new one.
+                    rebooks += 1
+                    self.stats.rebooked += 1
+                    continue
+            if at_local_slot:  # Redis is still down at the slot the local throttle gave: leave on it
+                self.stats.fallback_sends += 1
+                return self._now() - started
             with self._counting_wait():
-                due = self._now() + wait
-                if wait > 0:
-                    await self._sleep(wait)
-                # A slot booked before this worker met a 429 waits out that pause too.
-                if (paused := self._paused_until - self._now()) > 0:
-                    await self._sleep(paused)
-                if self._now() - due <= self._late_after:
-                    await leave(self._departures, self._now, self._sleep)
-                    return self._now() - started
-            # Woken too late (a busy event loop, a pause): the slot has passed, and leaving now would bunch
-            # with the sends booked after it, on this worker or another. Book a new one.
-            self.stats.rebooked += 1
-        else:
-            await leave(self._departures, self._now, self._sleep)
-            return self._now() - started
-        self.stats.fallback_sends += 1
+                try:
+                    await self._fallback.acquire(chat_id, max_wait)
+                except ThrottleWait:
+                    self.stats.deferred += 1
+                    raise
+            # Booked while Redis was down: if it is back by now (the prober noticed), the shared budget decides
+            # instead (sends paced locally and sends on the budget must not add up past the bot's rate).
+            at_local_slot = True
+
+    async def _wait_for_slot(self, wait: float) -> bool:
+        """Sleep until the booked slot (and past a pause this worker met); True if woken on time."""
         with self._counting_wait():
-            try:
-                return await self._fallback.acquire(chat_id, max_wait)
-            except ThrottleWait:
-                self.stats.deferred += 1
-                raise
+            due = self._now() + wait
+            if wait > 0:
+                await self._sleep(wait)
+            # A slot booked before this worker met a 429 waits out that pause too.
+            if (paused := self._paused_until - self._now()) > 0:
+                await self._sleep(paused)
+            return self._now() - due <= self._late_after
 
     async def pause(self, seconds: float) -> None:
         """Hold every send of the bot, on every worker, for ``seconds`` (a 429's ``retry_after``)."""
@@ -198,7 +212,7 @@ class SharedBudget:
             try:
                 await self._pause(keys=[budget_keys(self._bot_id, 0)[3]], args=[f"{seconds:.6f}"])
             except REDIS_DOWN as exc:
-                self._redis_failed(exc)
+                await self._redis_failed(exc)
         log.info("telegram budget: bot %s paused for %.1f s (429)", self._bot_id, seconds)
 
     async def describe(self) -> dict[str, object]:
@@ -261,15 +275,34 @@ class SharedBudget:
                 self.stats.waits += 1
                 self.stats.wait_seconds += waited
 
-    def _redis_failed(self, exc: BaseException) -> None:
-        if self._switch.failed(self._now()):
+    async def close(self) -> None:
+        """Stop looking for Redis (the worker stops)."""
+        if self._prober is not None:
+            self._prober.cancel()
+            await asyncio.gather(self._prober, return_exceptions=True)
+
+    async def _redis_failed(self, exc: BaseException) -> None:
+        """Go local: hold this worker's first local send a second (the bot's sends booked before the outage
+        leave meanwhile), and look for Redis in the background until it answers."""
+        if self._switch.failed(slow=isinstance(exc, TimeoutError | RedisTimeoutError)):
             self.stats.fallbacks += 1
             log.warning(
                 "telegram budget: Redis unreachable (%s); this worker sends at most %g messages/s until it is back",
                 type(exc).__name__,
                 self._fallback.rate,
             )
+            await self._fallback.pause(OUTAGE_HOLD)
+        if self._prober is None or self._prober.done():
+            self._prober = asyncio.ensure_future(self._look_for_redis())
 
-    def _redis_answered(self) -> None:
-        if self._switch.succeeded():
-            log.info("telegram budget: Redis is back; sending on the bot's shared budget again")
+    async def _look_for_redis(self) -> None:
+        while self._switch.mode is BudgetMode.FALLBACK:
+            await self._sleep(self._switch.interval)
+            self.stats.round_trips += 1
+            try:
+                await self._redis.ping()
+            except REDIS_DOWN as exc:
+                self._switch.failed(slow=isinstance(exc, TimeoutError | RedisTimeoutError))
+            else:
+                self._switch.succeeded()
+                log.info("telegram budget: Redis is back; sending on the bot's shared budget again")

@@ -19,6 +19,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from sandbox.telegram import Reply, TelegramThread, run_in_thread
+from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, worker_env
 from tests.integration.harness import WorkerProcess, eventually, free_port
 from tests.integration.test_faults_notifications import (
@@ -97,7 +98,8 @@ async def test_a_burst_on_three_workers_draws_no_429_and_each_digest_arrives_onc
     assert Counter(m.status for m in ours) == {200: 156}  # no 429: the fleet kept the bot's rate
     assert delivered_per_chat(bot_api, chats)[shared_chat] == 6
     assert set(delivered_per_chat(bot_api, chats - {shared_chat}).values()) == {1}
-    assert most_in_any_second([m.received_at for m in ours]) <= 26  # TELEGRAM_GLOBAL_RATE=25 for all three
+    # The README's TELEGRAM_GLOBAL_RATE for the three together (one more within a second: arrival jitter).
+    assert most_in_any_second([m.received_at for m in ours]) <= Settings().telegram_global_rate + 1
     to_shared = sorted(m.received_at for m in ours if m.chat_id == shared_chat)
     assert min(b - a for a, b in itertools.pairwise(to_shared)) >= 0.9  # 1 s per chat, fleet-wide
     handled = [w for w in fleet if any(f"digest cafe={c.id} " in w.logs() for c in sharing)]
