@@ -31,8 +31,16 @@ __all__ = ["DROPPED", "Database", "Row", "compiled"]
 
 log = logging.getLogger(__name__)
 
-#: What a statement raises when its connection was dropped (a restart, an administrator's kill): worth one retry.
-DROPPED = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError)
+#: What a statement raises when its (established) connection was dropped under it: a restart of PostgreSQL, an
+#: administrator's kill, a reset socket. Worth one more try; a refused connection (PostgreSQL down) is not.
+DROPPED = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.InterfaceError,
+    ConnectionResetError,
+)
 
 
 class Row(asyncpg.Record):
