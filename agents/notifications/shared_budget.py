@@ -304,5 +304,7 @@ class SharedBudget:
             except REDIS_DOWN as exc:
                 self._switch.failed(slow=isinstance(exc, TimeoutError | RedisTimeoutError))
             else:
+                # Connections opened before the outage are dead: drop them, or the next booking fails on one.
+                await self._redis.connection_pool.disconnect()
                 self._switch.succeeded()
                 log.info("telegram budget: Redis is back; sending on the bot's shared budget again")

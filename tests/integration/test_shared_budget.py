@@ -66,7 +66,8 @@ async def test_three_workers_together_keep_the_bots_rate_evenly_spaced() -> None
         # 150 sends at once, spread over the three: 3 s at 50/s.
         await asyncio.gather(*(send(budgets[i % 3], i) for i in range(150)))
         elapsed = time.monotonic() - started
-        assert sum(b.stats.round_trips for b in budgets) == 150  # one Redis round trip per send
+        # One Redis round trip per send, and one more per send woken too late for its slot (a loaded machine).
+        assert sum(b.stats.round_trips for b in budgets) == 150 + sum(b.stats.rebooked for b in budgets)
     # Slots are booked exactly 1/rate apart; a send leaves up to one spacing late (later, it books again), so
     # a second may hold up to two more sends than the rate, one late at each end of it: the reason
     # TELEGRAM_GLOBAL_RATE stays 2 below Telegram's 30.
