@@ -55,3 +55,15 @@ async def delete_app_topics(broker_url: str, app_ids: Iterable[str]) -> int:
     finally:
         await admin.close()
     return len(doomed)
+
+
+async def group_state(broker_url: str, group: str) -> tuple[str, int]:
+    """A consumer group's state at the broker (``Stable``, ``PreparingRebalance``, ...) and its number of members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+        state, members = response.groups[0][2], response.groups[0][5]
+        return state, len(members)
+    finally:
+        await admin.close()

@@ -22,6 +22,7 @@ from sandbox.telegram import Reply, TelegramThread, run_in_thread
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, worker_env
 from tests.integration.harness import WorkerProcess, eventually, free_port
+from tests.integration.kafka_io import group_state
 from tests.integration.test_faults_notifications import (
     DAY,
     cafes_with_orders,
@@ -71,10 +72,23 @@ async def notifications(worker: WorkerProcess) -> dict:
         return json.loads(await response.text())
 
 
+async def ready(worker: WorkerProcess) -> bool:
+    url = f"http://127.0.0.1:{worker.env['WEB_PORT']}/readyz"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        return response.status == 200
+
+
 async def all_in_group(fleet: list[WorkerProcess]) -> None:
-    """Wait until the last worker's join has settled: every worker has been assigned partitions."""
-    await eventually(lambda: all("Worker ready" in w.logs() for w in fleet), 60)
-    await eventually(lambda: fleet[0].logs().count("Recovery]: Worker ready") >= WORKERS, 60)
+    """Wait until the last worker's join has settled: the group is stable with every worker in it, and each worker
+    has recovered its partitions (/readyz). Counting rebalances in the logs raced: a join arriving during the
+    previous one's recovery merges the two."""
+    settings = Settings.from_env(fleet[0].env)
+
+    async def settled() -> bool:
+        state, members = await group_state(settings.kafka_broker_url, settings.app_id)
+        return state == "Stable" and members == len(fleet) and all([await ready(w) for w in fleet])
+
+    await eventually(settled, 60, 0.5)
 
 
 def most_in_any_second(times: list[float]) -> int:
