@@ -152,10 +152,14 @@ class Settings(BaseSettings):
 
     @property
     def group_instance_id(self) -> str | None:
-        """This worker's static member id (``WORKER_INSTANCE_ID``, else the host name); None when dynamic."""
+        """This worker's static member id (``WORKER_INSTANCE_ID``, else ``{host name}:{WEB_PORT}``); None when dynamic.
+
+        Two workers on one host serve different web ports, so the default never puts two under one id, and Faust
+        needs a member to keep its host and web port across restarts anyway (its address rides in the assignment).
+        """
         if self.group_membership == "dynamic":
             return None
-        return self.worker_instance_id or socket.gethostname()
+        return self.worker_instance_id or f"{socket.gethostname()}:{self.web_port}"
 
     def topic(self, name: str) -> str:
         """A topic's full name, with ``TOPIC_PREFIX`` in front."""

@@ -224,5 +224,6 @@ def test_a_bad_variable_stops_the_process_with_one_line_on_stderr():
 
 def test_the_static_member_id_is_the_variable_else_the_host_name_and_none_when_dynamic():
     assert Settings.from_env({"WORKER_INSTANCE_ID": "worker-2"}).group_instance_id == "worker-2"
-    assert Settings().group_instance_id == socket.gethostname()
+    assert Settings().group_instance_id == f"{socket.gethostname()}:6066"
+    assert Settings.from_env({"WEB_PORT": "6067"}).group_instance_id == f"{socket.gethostname()}:6067"
     assert Settings.from_env({"GROUP_MEMBERSHIP": "dynamic", "WORKER_INSTANCE_ID": "w"}).group_instance_id is None
