@@ -200,7 +200,7 @@ async def test_replay_needs_the_token_and_previews_a_dry_run_first(burst, settin
 @pytest.fixture
 def browser():
     if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):
-        pytest.skip("no headless Chromium: run scripts/browser.sh")
+        pytest.fail("no headless Chromium: the test command installs it (scripts/browser.sh)")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1200"):
