@@ -9,39 +9,52 @@ from __future__ import annotations
 __all__ = ["BOOK", "PAUSE", "STATE", "budget_keys"]
 
 BOOK = """
+-- Books the requests in order, each after the ones before it: KEYS = the bot's sends, the bot's pause, then
+-- each request's chat and group keys; ARGV = spacing, chat interval, group window, then per request its
+-- group limit (0: not a group), max wait (-1: none) and member. Returns {booked, wait} per request.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local spacing, chat_interval = tonumber(ARGV[1]), tonumber(ARGV[2])
-local group_limit, group_window = tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_wait, eps = tonumber(ARGV[5]), 0.000001
-local at = math.max(now, tonumber(redis.call('GET', KEYS[4]) or '0'))
-local last = redis.call('GET', KEYS[2])
-if last then at = math.max(at, tonumber(last) + chat_interval) end
-if group_limit > 0 and redis.call('LLEN', KEYS[3]) >= group_limit then
-  at = math.max(at, tonumber(redis.call('LINDEX', KEYS[3], -group_limit)) + group_window)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now - spacing))
-local booked = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%.6f', at - spacing + eps), '+inf', 'WITHSCORES')
-for i = 2, #booked, 2 do
-  local b = tonumber(booked[i])
-  if b < at + spacing - eps then at = b + spacing else break end
-end
-local wait = at - now
-if max_wait >= 0 and wait > max_wait then return {0, string.format('%.6f', wait)} end
-local stamp = string.format('%.6f', at)
+local spacing, chat_interval, group_window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local eps = 0.000001
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
 local function keep(key, seconds)
   local ms = math.ceil(seconds * 1000) + 1000
   if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
 end
-redis.call('ZADD', KEYS[1], stamp, ARGV[6])
-keep(KEYS[1], wait + spacing)
-redis.call('SET', KEYS[2], stamp, 'PX', math.ceil((wait + chat_interval) * 1000) + 1000)
-if group_limit > 0 then
-  redis.call('RPUSH', KEYS[3], stamp)
-  redis.call('LTRIM', KEYS[3], -group_limit, -1)
-  keep(KEYS[3], wait + group_window)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now - spacing))
+local results = {}
+for r = 0, (#KEYS - 2) / 2 - 1 do
+  local chat, group = KEYS[3 + 2 * r], KEYS[4 + 2 * r]
+  local group_limit, max_wait, member = tonumber(ARGV[4 + 3 * r]), tonumber(ARGV[5 + 3 * r]), ARGV[6 + 3 * r]
+  local at = math.max(now, paused)
+  local last = redis.call('GET', chat)
+  if last then at = math.max(at, tonumber(last) + chat_interval) end
+  if group_limit > 0 and redis.call('LLEN', group) >= group_limit then
+    at = math.max(at, tonumber(redis.call('LINDEX', group, -group_limit)) + group_window)
+  end
+  local booked = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%.6f', at - spacing + eps), '+inf', 'WITHSCORES')
+  for i = 2, #booked, 2 do
+    local b = tonumber(booked[i])
+    if b < at + spacing - eps then at = b + spacing else break end
+  end
+  local wait = at - now
+  if max_wait >= 0 and wait > max_wait then
+    results[#results + 1] = 0
+  else
+    local stamp = string.format('%.6f', at)
+    redis.call('ZADD', KEYS[1], stamp, member)
+    keep(KEYS[1], wait + spacing)
+    redis.call('SET', chat, stamp, 'PX', math.ceil((wait + chat_interval) * 1000) + 1000)
+    if group_limit > 0 then
+      redis.call('RPUSH', group, stamp)
+      redis.call('LTRIM', group, -group_limit, -1)
+      keep(group, wait + group_window)
+    end
+    results[#results + 1] = 1
+  end
+  results[#results + 1] = string.format('%.6f', wait)
 end
-return {1, string.format('%.6f', wait)}
+return results
 """
 
 PAUSE = """

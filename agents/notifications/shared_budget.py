@@ -1,8 +1,8 @@
 """The bot's send budget, shared by every worker that sends as one bot, through Redis.
 
 Telegram's limits belong to the bot, not to a process: about 30 messages/s in all, 20 per minute
-in one group, one per second in one chat. Each send books its slot with one Lua script (one round
-trip): the earliest time, on Redis's clock, that keeps
+in one group, one per second in one chat. Each send books its slot with a Lua script: the earliest
+time, on Redis's clock, that keeps
 
 - the bot's even spacing: any two sends of the whole fleet at least ``1/TELEGRAM_GLOBAL_RATE`` apart
   (bookings may lie in the future; a later caller fills a free gap before them);
@@ -10,7 +10,9 @@ trip): the earliest time, on Redis's clock, that keeps
 - the pause a 429 set for the whole bot (``paused_until``, written by :meth:`SharedBudget.pause`).
 
 A booking further away than the caller's ``max_wait`` books nothing (``ThrottleWait``). Every Redis
-key is keyed by the bot id and expires once it can no longer matter.
+key is keyed by the bot id and expires once it can no longer matter. The sends of a worker that ask
+while a booking is on its way to Redis are booked together, in the order they asked, by the next call
+of the script: at most one round trip per send, far fewer in a burst.
 
 While Redis is unreachable the budget falls back to a local ``Throttle`` at ``TELEGRAM_FALLBACK_RATE``
 (one WARNING line per outage, counted; the first local send waits a second, while the sends the fleet
@@ -32,7 +34,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from redis.asyncio import Redis
@@ -54,6 +56,8 @@ OUTAGE_HOLD = 1.0
 
 #: What counts as "Redis is unavailable": the budget falls back instead of failing the send.
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
+#: Bookings made by one call of the script at most (bounds the time Redis spends in it).
+MAX_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,16 @@ class BudgetStats:
     fallbacks: int = 0  # Redis outages that sent this worker to its local fallback rate
     fallback_sends: int = 0  # sends paced locally during those outages
     round_trips: int = 0  # Redis calls made by the budget
+    bookings: int = 0  # slots asked of Redis (several per round trip in a burst)
+
+
+@dataclass(slots=True)
+class _Request:
+    """One send's booking, waiting for the call of the script that carries it."""
+
+    chat_id: int
+    max_wait: float | None
+    answer: asyncio.Future[tuple[bool, float]] = field(default_factory=asyncio.Future)  # (booked, wait)
 
 
 class SharedBudget:
@@ -146,6 +160,8 @@ class SharedBudget:
         self._sleep = sleep
         self._member = f"{uuid.uuid4().hex[:12]}:"
         self._booked = 0
+        self._requests: list[_Request] = []
+        self._booker: asyncio.Task[None] | None = None
         self._paused_until = -math.inf
         self.stats = BudgetStats()
 
@@ -242,25 +258,50 @@ class SharedBudget:
                 "fallbacks": self.stats.fallbacks,
                 "fallback_sends": self.stats.fallback_sends,
                 "redis_round_trips": self.stats.round_trips,
+                "bookings": self.stats.bookings,
             },
         }
 
     async def _book_slot(self, chat_id: int, max_wait: float | None) -> tuple[bool, float]:
-        self._booked += 1
-        self.stats.round_trips += 1
-        group_limit = self.limits.group_per_minute if chat_id < 0 else 0
-        booked, wait = await self._book(
-            keys=budget_keys(self._bot_id, chat_id),
-            args=[
+        """Queue a booking for the next call of the script; (booked, seconds until the slot)."""
+        request = _Request(chat_id, max_wait)
+        self._requests.append(request)
+        if self._booker is None or self._booker.done():
+            self._booker = asyncio.ensure_future(self._book_requests())
+        return await request.answer
+
+    async def _book_requests(self) -> None:
+        """Book the queued requests, up to ``MAX_BATCH`` per round trip, until none is left."""
+        while self._requests:
+            batch, self._requests = self._requests[:MAX_BATCH], self._requests[MAX_BATCH:]
+            keys = list(budget_keys(self._bot_id, 0)[::3])  # the bot's sends and pause
+            args: list[str | int] = [
                 f"{1 / self.limits.global_per_second:.6f}",
                 f"{self.limits.chat_interval:.6f}",
-                group_limit,
                 f"{GROUP_WINDOW:.6f}",
-                -1 if max_wait is None else f"{max_wait:.6f}",
-                f"{self._member}{self._booked}",
-            ],
-        )
-        return bool(int(booked)), max(0.0, float(wait))
+            ]
+            for request in batch:
+                self._booked += 1
+                keys += budget_keys(self._bot_id, request.chat_id)[1:3]
+                group_limit = self.limits.group_per_minute if request.chat_id < 0 else 0
+                max_wait = -1 if request.max_wait is None else f"{request.max_wait:.6f}"
+                args += [group_limit, max_wait, f"{self._member}{self._booked}"]
+            self.stats.round_trips += 1
+            self.stats.bookings += len(batch)
+            try:
+                answers = await self._book(keys=keys, args=args)
+            except Exception as exc:  # every request of the batch learns it (REDIS_DOWN: each falls back)
+                for request in batch:
+                    if not request.answer.done():
+                        request.answer.set_exception(exc)
+                continue
+            except BaseException:
+                for request in batch:
+                    request.answer.cancel()
+                raise
+            for i, request in enumerate(batch):
+                if not request.answer.done():  # its sender may have been cancelled meanwhile
+                    request.answer.set_result((bool(int(answers[2 * i])), max(0.0, float(answers[2 * i + 1]))))
 
     @contextmanager
     def _counting_wait(self) -> Iterator[None]:
@@ -276,10 +317,14 @@ class SharedBudget:
                 self.stats.wait_seconds += waited
 
     async def close(self) -> None:
-        """Stop looking for Redis (the worker stops)."""
-        if self._prober is not None:
-            self._prober.cancel()
-            await asyncio.gather(self._prober, return_exceptions=True)
+        """Stop booking and looking for Redis (the worker stops)."""
+        for task in (self._prober, self._booker):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        for request in self._requests:
+            request.answer.cancel()
+        self._requests.clear()
 
     async def _redis_failed(self, exc: BaseException) -> None:
         """Go local: hold this worker's first local send a second (the bot's sends booked before the outage
