@@ -168,7 +168,13 @@ class Wiring(Service):
                 chat_interval=config.telegram_chat_interval,
                 group_per_minute=config.telegram_group_per_minute,
             )
-            budget = SharedBudget(budget_redis, bot_id=bot_id, limits=limits, fallback=Throttle(fallback))
+            budget = SharedBudget(
+                budget_redis,
+                bot_id=bot_id,
+                limits=limits,
+                fallback=Throttle(fallback),
+                gather=config.digest_concurrency,  # the sends in flight at once: one booking round trip for them
+            )
             telegram = TelegramClient(
                 token=config.telegram_bot_token,
                 base_url=config.telegram_api_base_url,

@@ -10,9 +10,12 @@ time, on Redis's clock, that keeps
 - the pause a 429 set for the whole bot (``paused_until``, written by :meth:`SharedBudget.pause`).
 
 A booking further away than the caller's ``max_wait`` books nothing (``ThrottleWait``). Every Redis
-key is keyed by the bot id and expires once it can no longer matter. The sends of a worker that ask
-while a booking is on its way to Redis are booked together, in the order they asked, by the next call
-of the script: at most one round trip per send, far fewer in a burst.
+key is keyed by the bot id and expires once it can no longer matter. A worker books its sends together,
+in the order they asked, in one call of the script: a booking waits up to ``BOOKING_LINGER`` for the
+others that may ask at once (``gather``, the worker's sends in flight) and goes as soon as they have;
+those asking while it is on its way go with the next call. At most one round trip per send, and one
+per ``gather`` sends in a burst, for at most a few milliseconds on a send that waits tens of them for
+its slot at the bot's rate anyway.
 
 While Redis is unreachable the budget falls back to a local ``Throttle`` at ``TELEGRAM_FALLBACK_RATE``
 (one WARNING line per outage, counted; the first local send waits a second, while the sends the fleet
@@ -28,6 +31,7 @@ also pass a local window at the bot's rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -58,6 +62,8 @@ OUTAGE_HOLD = 1.0
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
 #: Bookings made by one call of the script at most (bounds the time Redis spends in it).
 MAX_BATCH = 64
+#: Seconds a booking waits for the other sends that may ask at once, to go to Redis with them.
+BOOKING_LINGER = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,7 @@ class SharedBudget:
         limits: BudgetLimits,
         fallback: Throttle,
         probe_every: float = 5.0,
+        gather: int = 1,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -161,6 +168,8 @@ class SharedBudget:
         self._member = f"{uuid.uuid4().hex[:12]}:"
         self._booked = 0
         self._requests: list[_Request] = []
+        self._gather = gather
+        self._gathered = asyncio.Event()
         self._booker: asyncio.Task[None] | None = None
         self._paused_until = -math.inf
         self.stats = BudgetStats()
@@ -266,6 +275,8 @@ class SharedBudget:
         """Queue a booking for the next call of the script; (booked, seconds until the slot)."""
         request = _Request(chat_id, max_wait)
         self._requests.append(request)
+        if len(self._requests) >= self._gather:
+            self._gathered.set()
         if self._booker is None or self._booker.done():
             self._booker = asyncio.ensure_future(self._book_requests())
         return await request.answer
@@ -273,6 +284,11 @@ class SharedBudget:
     async def _book_requests(self) -> None:
         """Book the queued requests, up to ``MAX_BATCH`` per round trip, until none is left."""
         while self._requests:
+            if len(self._requests) < self._gather:  # wait a moment for the others that may ask at once
+                self._gathered.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(BOOKING_LINGER):
+                        await self._gathered.wait()
             batch, self._requests = self._requests[:MAX_BATCH], self._requests[MAX_BATCH:]
             keys = list(budget_keys(self._bot_id, 0)[::3])  # the bot's sends and pause
             args: list[str | int] = [

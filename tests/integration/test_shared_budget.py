@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from agents.notifications import shared_budget
 from agents.notifications.shared_budget import BudgetLimits, BudgetMode, SharedBudget
 from agents.notifications.throttle import TelegramRateLimits, Throttle, ThrottleWait
 
@@ -113,6 +114,21 @@ async def test_sends_asked_together_are_booked_in_one_round_trip_each_after_the_
     assert [isinstance(a, ThrottleWait) for a in answers] == [False, False, False, True, False]
     assert 59 <= answers[3].delay <= 60.5
     assert max(a for a in answers if isinstance(a, float)) < 0.1
+
+
+async def test_a_booking_waits_a_moment_for_the_sends_that_may_ask_with_it(monkeypatch) -> None:
+    monkeypatch.setattr(shared_budget, "BOOKING_LINGER", 0.5)  # long enough to tell apart on a busy machine
+    async with fleet(1, rate=1000) as (budget,):
+        budget._gather = 3  # as the wiring sets it: DIGEST_CONCURRENCY
+        started = time.monotonic()
+        await budget.acquire(1)  # alone: books after BOOKING_LINGER
+        alone = time.monotonic() - started
+        started = time.monotonic()
+        await asyncio.gather(budget.acquire(2), budget.acquire(3), budget.acquire(4))  # all three: at once
+        together = time.monotonic() - started
+        assert (budget.stats.round_trips, budget.stats.bookings) == (2, 4)
+    assert 0.5 <= alone < 0.7
+    assert together < 0.25  # the third to ask completed the batch: no wait
 
 
 async def test_a_429_on_one_worker_pauses_every_worker_of_the_bot() -> None:
