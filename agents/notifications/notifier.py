@@ -123,7 +123,7 @@ class DigestNotifier:
             log.warning("deadline-passed: cafe %s arrived with key %r; re-keyed", key, key_text(event.key))
             await self.rekey.send(key=key.encode(), value=event.value)
             return
-        if record.date in self._states(key):
+        if record.date in (self.table.get(key) or ()):
             self.counts["duplicates"] += 1
             log.info("digest cafe=%s date=%s: already handled, duplicate event ignored", key, record.date)
             return
@@ -143,7 +143,8 @@ class DigestNotifier:
 
     async def _on_retry(self, retry: DigestRetry) -> None:
         key = str(retry.cafe_id)
-        state = self._states(key).get(retry.date)
+        raw = (self.table.get(key) or {}).get(retry.date)
+        state = None if raw is None else DeliveryState.from_dict(raw)
         if retry.replay:
             if state is not None and state.status is DeliveryStatus.SENT:
                 log.info("digest cafe=%s date=%s: replay ignored, the digest was sent", key, retry.date)
@@ -187,15 +188,9 @@ class DigestNotifier:
             retry_after=retry_after,
         )
 
-    def _states(self, key: str) -> dict[str, DeliveryState]:
-        raw = self.table.get(key) or {}
-        return {day: DeliveryState.from_dict(value) for day, value in raw.items()}
-
     def _save(self, key: str, day: str, state: DeliveryState) -> None:
-        states = self._states(key)
-        states[day] = state
-        kept = sorted(states)[-KEPT_DATES:]
-        self.table[key] = {d: states[d].to_dict() for d in kept}
+        states = {**(self.table.get(key) or {}), day: state.to_dict()}
+        self.table[key] = {d: states[d] for d in sorted(states)[-KEPT_DATES:]}
 
     def _give_up(self, job: DigestJob, outcome: Outcome, now: float) -> Outcome:
         """A ``Failed`` for a ``Retry`` out of attempts, or any later one past ``DIGEST_GIVE_UP_AFTER``."""

@@ -59,3 +59,29 @@ async def test_one_key_at_a_time_other_keys_in_parallel_and_no_lock_is_kept():
     assert [n for key, n in order if key == "a"] == [1, 2, 3]
     assert order.index(("b", 1)) < order.index(("a", 2))  # b did not wait behind a
     assert len(locks) == 0
+
+
+async def test_a_waiter_cancelled_or_failing_leaves_no_lock_behind():
+    locks = KeyedLocks()
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_a() -> None:
+        async with locks.hold("a"):
+            holding.set()
+            await release.wait()
+
+    first = asyncio.ensure_future(hold_a())
+    await holding.wait()
+    waiter = asyncio.ensure_future(hold_a())  # waits behind the first
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    release.set()
+    await first
+    with pytest.raises(RuntimeError):
+        async with locks.hold("b"):
+            raise RuntimeError("the block failed")
+    assert len(locks) == 0
+    async with locks.hold("a"):  # and the key can be held again
+        pass
