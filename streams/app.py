@@ -29,6 +29,9 @@ app = faust.App(
     broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
     consumer_group_instance_id=settings.group_instance_id,  # static membership (None: dynamic)
     producer_acks=-1,
+    # Records (table changelogs above all) wait up to 5 ms to leave in one produce request with the others:
+    # less CPU per record in a burst (bench/README, row 7), nothing a digest or a commit would notice.
+    producer_linger=0.005,
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.web_bind,

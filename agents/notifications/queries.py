@@ -99,24 +99,24 @@ class DigestStore:
         rows = await self._db.fetch(DIGEST_STATEMENT, {"cafe_id": cafe_id, "order_date": order_date})
         if not rows:
             return None
-        first = rows[0]
+        first = rows[0]  # rows read by name, not attribute: this runs for every digest
         orders = tuple(
             OrderLine(
-                order_id=row.order_id,
-                user_name=row.user_name or "(unknown user)",
-                combo_name=row.combo_name or "(unknown combo)",
-                items=tuple(name for name in (row["items"] or ()) if name),  # row.items is the method
-                notes=row.notes,
-                price=_price(row.total_price, row.order_id),
+                order_id=row["order_id"],
+                user_name=row["user_name"] or "(unknown user)",
+                combo_name=row["combo_name"] or "(unknown combo)",
+                items=tuple(name for name in (row["items"] or ()) if name),
+                notes=row["notes"],
+                price=_price(row["total_price"], row["order_id"]),
             )
             for row in rows
-            if row.order_id is not None
+            if row["order_id"] is not None
         )
         return CafeDigest(
-            cafe_id=first.id,
-            cafe_name=first.name or f"cafe {first.id}",
-            chat_id=first.tg_chat_id,
-            notifications_enabled=bool(first.notifications_enabled),
+            cafe_id=first["id"],
+            cafe_name=first["name"] or f"cafe {first['id']}",
+            chat_id=first["tg_chat_id"],
+            notifications_enabled=bool(first["notifications_enabled"]),
             order_date=order_date,
             orders=orders,
         )
