@@ -6,6 +6,8 @@ import: connections open when the worker starts (``streams.worker``, the wiring)
 
 from __future__ import annotations
 
+import gc
+
 import faust
 
 from streams.logs import logging_config
@@ -38,6 +40,18 @@ app = faust.App(
     web_stats_enabled=True,
     logging_config=logging_config(settings.log_format),
 )
+
+
+@app.task
+async def freeze_start_up_heap() -> None:
+    """Exempt what start-up made (modules, the app, the wiring) from the cyclic garbage collector.
+
+    Runs once the worker has started (tables recovered). The worker's heap is mostly long-lived
+    start-up objects; without this every full collection walks all of them again (~45 ms each,
+    several in a burst of digests). Objects made later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def main() -> None:
