@@ -31,14 +31,13 @@ also pass a local window at the bot's rate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from redis.asyncio import Redis
@@ -47,6 +46,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agents.notifications.budget_scripts import BOOK, PAUSE, STATE, budget_keys
 from agents.notifications.throttle import GROUP_WINDOW, Departures, Throttle, ThrottleWait, leave
+from streams.batching import Batcher
 
 __all__ = ["BudgetLimits", "BudgetMode", "BudgetStats", "FallbackSwitch", "SharedBudget"]
 
@@ -60,8 +60,6 @@ OUTAGE_HOLD = 1.0
 
 #: What counts as "Redis is unavailable": the budget falls back instead of failing the send.
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
-#: Bookings made by one call of the script at most (bounds the time Redis spends in it).
-MAX_BATCH = 64
 #: Seconds a booking waits for the other sends that may ask at once, to go to Redis with them.
 BOOKING_LINGER = 0.005
 
@@ -128,15 +126,6 @@ class BudgetStats:
     bookings: int = 0  # slots asked of Redis (several per round trip in a burst)
 
 
-@dataclass(slots=True)
-class _Request:
-    """One send's booking, waiting for the call of the script that carries it."""
-
-    chat_id: int
-    max_wait: float | None
-    answer: asyncio.Future[tuple[bool, float]] = field(default_factory=asyncio.Future)  # (booked, wait)
-
-
 class SharedBudget:
     """The ``SendThrottle`` of ``TelegramClient`` for a fleet: one budget per bot, in Redis."""
 
@@ -167,10 +156,10 @@ class SharedBudget:
         self._sleep = sleep
         self._member = f"{uuid.uuid4().hex[:12]}:"
         self._booked = 0
-        self._requests: list[_Request] = []
-        self._gather = gather
-        self._gathered = asyncio.Event()
-        self._booker: asyncio.Task[None] | None = None
+        #: (chat id, max wait) -> (booked, seconds until the slot), one script call for the sends asking at once
+        self._bookings: Batcher[tuple[int, float | None], tuple[bool, float]] = Batcher(
+            self._book_batch, gather=gather, linger=BOOKING_LINGER
+        )
         self._paused_until = -math.inf
         self.stats = BudgetStats()
 
@@ -188,7 +177,7 @@ class SharedBudget:
         while True:
             if self._switch.mode is BudgetMode.SHARED:
                 try:
-                    booked, wait = await self._book_slot(chat_id, max_wait)
+                    booked, wait = await self._bookings((chat_id, max_wait))
                 except REDIS_DOWN as exc:
                     await self._redis_failed(exc)
                 else:
@@ -271,53 +260,23 @@ class SharedBudget:
             },
         }
 
-    async def _book_slot(self, chat_id: int, max_wait: float | None) -> tuple[bool, float]:
-        """Queue a booking for the next call of the script; (booked, seconds until the slot)."""
-        request = _Request(chat_id, max_wait)
-        self._requests.append(request)
-        if len(self._requests) >= self._gather:
-            self._gathered.set()
-        if self._booker is None or self._booker.done():
-            self._booker = asyncio.ensure_future(self._book_requests())
-        return await request.answer
-
-    async def _book_requests(self) -> None:
-        """Book the queued requests, up to ``MAX_BATCH`` per round trip, until none is left."""
-        while self._requests:
-            if len(self._requests) < self._gather:  # wait a moment for the others that may ask at once
-                self._gathered.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(BOOKING_LINGER):
-                        await self._gathered.wait()
-            batch, self._requests = self._requests[:MAX_BATCH], self._requests[MAX_BATCH:]
-            keys = list(budget_keys(self._bot_id, 0)[::3])  # the bot's sends and pause
-            args: list[str | int] = [
-                f"{1 / self.limits.global_per_second:.6f}",
-                f"{self.limits.chat_interval:.6f}",
-                f"{GROUP_WINDOW:.6f}",
-            ]
-            for request in batch:
-                self._booked += 1
-                keys += budget_keys(self._bot_id, request.chat_id)[1:3]
-                group_limit = self.limits.group_per_minute if request.chat_id < 0 else 0
-                max_wait = -1 if request.max_wait is None else f"{request.max_wait:.6f}"
-                args += [group_limit, max_wait, f"{self._member}{self._booked}"]
-            self.stats.round_trips += 1
-            self.stats.bookings += len(batch)
-            try:
-                answers = await self._book(keys=keys, args=args)
-            except Exception as exc:  # every request of the batch learns it (REDIS_DOWN: each falls back)
-                for request in batch:
-                    if not request.answer.done():
-                        request.answer.set_exception(exc)
-                continue
-            except BaseException:
-                for request in batch:
-                    request.answer.cancel()
-                raise
-            for i, request in enumerate(batch):
-                if not request.answer.done():  # its sender may have been cancelled meanwhile
-                    request.answer.set_result((bool(int(answers[2 * i])), max(0.0, float(answers[2 * i + 1]))))
+    async def _book_batch(self, requests: list[tuple[int, float | None]]) -> list[tuple[bool, float]]:
+        """Book ``requests`` (chat id, max wait) in order, in one call of the script."""
+        keys = list(budget_keys(self._bot_id, 0)[::3])  # the bot's sends and pause
+        args: list[str | int] = [
+            f"{1 / self.limits.global_per_second:.6f}",
+            f"{self.limits.chat_interval:.6f}",
+            f"{GROUP_WINDOW:.6f}",
+        ]
+        for chat_id, max_wait in requests:
+            self._booked += 1
+            keys += budget_keys(self._bot_id, chat_id)[1:3]
+            group_limit = self.limits.group_per_minute if chat_id < 0 else 0
+            args += [group_limit, -1 if max_wait is None else f"{max_wait:.6f}", f"{self._member}{self._booked}"]
+        self.stats.round_trips += 1
+        self.stats.bookings += len(requests)
+        answers = await self._book(keys=keys, args=args)
+        return [(bool(int(answers[i])), max(0.0, float(answers[i + 1]))) for i in range(0, len(answers), 2)]
 
     @contextmanager
     def _counting_wait(self) -> Iterator[None]:
@@ -334,13 +293,10 @@ class SharedBudget:
 
     async def close(self) -> None:
         """Stop booking and looking for Redis (the worker stops)."""
-        for task in (self._prober, self._booker):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        for request in self._requests:
-            request.answer.cancel()
-        self._requests.clear()
+        await self._bookings.close()
+        if self._prober is not None:
+            self._prober.cancel()
+            await asyncio.gather(self._prober, return_exceptions=True)
 
     async def _redis_failed(self, exc: BaseException) -> None:
         """Go local: hold this worker's first local send a second (the bot's sends booked before the outage

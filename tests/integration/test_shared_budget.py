@@ -32,7 +32,13 @@ def client(port: int = REDIS[1]) -> Redis:
 
 @contextlib.asynccontextmanager
 async def fleet(
-    count: int, *, rate: float = 50.0, chat_interval: float = 0.0, group: int = 20, port: int = REDIS[1]
+    count: int,
+    *,
+    rate: float = 50.0,
+    chat_interval: float = 0.0,
+    group: int = 20,
+    port: int = REDIS[1],
+    gather: int = 1,
 ) -> AsyncIterator[list[SharedBudget]]:
     """``count`` budgets of one fresh bot, each on its own Redis connection (as separate workers are)."""
     bot = f"test-{uuid.uuid4().hex[:8]}"
@@ -40,7 +46,8 @@ async def fleet(
     limits = BudgetLimits(global_per_second=rate, chat_interval=chat_interval, group_per_minute=group)
     fallback = TelegramRateLimits(global_per_second=5, group_per_minute=group, chat_interval=chat_interval)
     budgets = [
-        SharedBudget(c, bot_id=bot, limits=limits, fallback=Throttle(fallback), probe_every=0.5) for c in clients
+        SharedBudget(c, bot_id=bot, limits=limits, fallback=Throttle(fallback), probe_every=0.5, gather=gather)
+        for c in clients
     ]
     try:
         yield budgets
@@ -118,8 +125,7 @@ async def test_sends_asked_together_are_booked_in_one_round_trip_each_after_the_
 
 async def test_a_booking_waits_a_moment_for_the_sends_that_may_ask_with_it(monkeypatch) -> None:
     monkeypatch.setattr(shared_budget, "BOOKING_LINGER", 0.5)  # long enough to tell apart on a busy machine
-    async with fleet(1, rate=1000) as (budget,):
-        budget._gather = 3  # as the wiring sets it: DIGEST_CONCURRENCY
+    async with fleet(1, rate=1000, gather=3) as (budget,):  # gather: DIGEST_CONCURRENCY in the wiring
         started = time.monotonic()
         await budget.acquire(1)  # alone: books after BOOKING_LINGER
         alone = time.monotonic() - started
