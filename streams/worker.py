@@ -194,7 +194,7 @@ class Wiring(Service):
         notifier = DigestNotifier(
             table=digest_deliveries,
             config=config,
-            source=DigestStore(database),
+            source=DigestStore(database, gather=config.digest_concurrency),
             sender=telegram or UnconfiguredTelegram(),
             retries=digest_retries_topic,
             rekey=deadline_passed_topic,

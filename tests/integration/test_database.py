@@ -71,7 +71,7 @@ async def settled(name: str, before: tuple[int, int, int], *, commits: int) -> t
     raise AssertionError(f"the server counted {grown}, expected {commits} commits at least")
 
 
-async def test_a_read_is_one_statement_without_begin_or_rollback_and_the_pool_is_bounded(database):
+async def test_reads_are_single_statements_without_begin_or_rollback_and_the_pool_is_bounded(database):
     before = await counters(database.name)
     sent: list[str] = []
     db = await Database.open(database.url, size=8, observe=sent.append)
@@ -85,11 +85,12 @@ async def test_a_read_is_one_statement_without_begin_or_rollback_and_the_pool_is
 
     await asyncio.gather(*(load(cafe_id) for round_ in range(10) for cafe_id in range(1, 21)))
     await db.close()  # the backends end and report their counts
-    commits, rollbacks, sessions = await settled(database.name, before, commits=200)
-    assert len(sent) == 200  # one statement per digest
+    commits, rollbacks, sessions = await settled(database.name, before, commits=len(sent))
+    # At most one statement per digest: the digests asked for while a read is on its way share the next.
+    assert 200 // 16 <= len(sent) <= 200
     assert rollbacks == 0  # no BEGIN ... ROLLBACK around a read, no pre-ping, no reset query
     # Each read is its own transaction; a few more for each new connection (asyncpg's type introspection).
-    assert 200 <= commits <= 200 + 8 * 4
+    assert len(sent) <= commits <= len(sent) + 8 * 4
     assert sessions <= 8  # the pool is the concurrency: no connection opened and closed per read
 
 
@@ -112,7 +113,8 @@ async def test_connections_dropped_by_the_server_are_replaced_at_once(database):
     db = await Database.open(database.url, size=2)
     store = DigestStore(db)
     try:
-        await asyncio.gather(store.load_digest(1, DAY), store.load_digest(2, DAY))  # two pooled connections
+        pause = text("SELECT pg_sleep(0.05)")
+        await asyncio.gather(db.fetch(pause), db.fetch(pause))  # two pooled connections
         admin = await asyncpg.connect(ADMIN, ssl=False)
         try:
             dropped = await admin.fetch(

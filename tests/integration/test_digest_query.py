@@ -1,5 +1,6 @@
 """The digest query on the real PostgreSQL: content, exclusions and one round trip."""
 
+import asyncio
 from datetime import date
 
 import pytest
@@ -74,6 +75,29 @@ async def test_many_orders_still_one_statement(factory, store):
     assert len(statements) == 1
     assert [o.user_name for o in digest.orders] == [f"U{i:02}" for i in range(40)]
     assert all(len(o.items) == 3 for o in digest.orders)
+
+
+async def test_digests_asked_for_at_once_share_one_statement_per_date(test_database_url, factory):
+    statements: list[str] = []
+    db = await Database.open(test_database_url, size=2, observe=statements.append)
+    digest_store = DigestStore(db, gather=5)  # as the worker makes it: DIGEST_CONCURRENCY
+    try:
+        cafes = [await factory.cafe(f"Cafe {n}", chat_id=-700 - n) for n in range(3)]
+        for n, cafe in enumerate(cafes):
+            combo = await factory.combo(cafe, f"Combo {n}")
+            for i in range(n + 1):  # cafe n has n + 1 orders of the day
+                await factory.order(await factory.user(f"C{n} U{i}"), combo, DAY)
+        await factory.order(await factory.user("Next day"), combo, date(2026, 11, 26))
+        asked = [(cafes[2].id, DAY), (cafes[0].id, DAY), (987654321, DAY), (cafes[1].id, DAY)]
+        asked.append((cafes[2].id, date(2026, 11, 26)))
+        digests = await asyncio.gather(*(digest_store.load_digest(cafe_id, day) for cafe_id, day in asked))
+    finally:
+        await db.close()
+    assert len(statements) == 2  # the five went together: one statement per date
+    assert digests[2] is None  # unknown cafe
+    named = [[o.user_name for o in d.orders] for d in digests if d is not None]
+    assert named == [["C2 U0", "C2 U1", "C2 U2"], ["C0 U0"], ["C1 U0", "C1 U1"], ["Next day"]]
+    assert [d.chat_id for d in digests if d is not None] == [-702, -700, -701, -702]
 
 
 async def test_move_chat_only_from_the_old_id(factory, store):
