@@ -21,7 +21,8 @@ class _Waiting(Generic[R, A]):
 
 
 class Batcher(Generic[R, A]):
-    """Collects requests and serves them with ``serve(requests) -> answers`` (one answer per request, in order).
+    """Collects requests and serves them with ``serve(requests) -> answers`` (one answer per request, in order;
+    an answer that is an exception is raised to its own caller).
 
     A call waits up to ``linger`` seconds for the other requests that may come at once (``gather``: the
     events in flight) and goes as soon as that many have come; requests made while a call is on its way go
@@ -31,7 +32,7 @@ class Batcher(Generic[R, A]):
 
     def __init__(
         self,
-        serve: Callable[[list[R]], Awaitable[Sequence[A]]],
+        serve: Callable[[list[R]], Awaitable[Sequence[A | Exception]]],
         *,
         gather: int,
         linger: float,
@@ -41,19 +42,22 @@ class Batcher(Generic[R, A]):
             raise ValueError("gather and max_batch must be at least 1, linger not negative")
         self._serve = serve
         self._gather, self._linger, self._max_batch = gather, linger, max_batch
-        self._waiting: list[_Waiting[R, A]] = []
+        self._waiting: list[_Waiting[R, A | Exception]] = []
         self._gathered = asyncio.Event()
         self._server: asyncio.Task[None] | None = None
 
     async def __call__(self, request: R) -> A:
         """The answer to ``request``, once the call that carries it has returned."""
-        waiting: _Waiting[R, A] = _Waiting(request)
+        waiting: _Waiting[R, A | Exception] = _Waiting(request)
         self._waiting.append(waiting)
         if len(self._waiting) >= self._gather:
             self._gathered.set()
         if self._server is None or self._server.done():
             self._server = asyncio.ensure_future(self._serve_waiting())
-        return await waiting.answer
+        answer = await waiting.answer
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     async def _serve_waiting(self) -> None:
         while self._waiting:

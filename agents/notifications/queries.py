@@ -141,9 +141,10 @@ class DigestStore:
         """The cafe's digest for the day, or None when the cafe does not exist."""
         return await self._reads((cafe_id, order_date))
 
-    async def _load_digests(self, wanted: list[tuple[int, date]]) -> list[CafeDigest | None]:
-        """The digests of ``wanted`` (cafe id, date), one statement per date among them."""
-        found: dict[tuple[int, date], CafeDigest] = {}
+    async def _load_digests(self, wanted: list[tuple[int, date]]) -> list[CafeDigest | Exception | None]:
+        """The digests of ``wanted`` (cafe id, date), one statement per date among them; a cafe whose rows
+        cannot make a digest gets its exception, the others their digests."""
+        found: dict[tuple[int, date], CafeDigest | Exception] = {}
         for day in sorted({day for _, day in wanted}):
             cafe_ids = sorted({cafe_id for cafe_id, wanted_day in wanted if wanted_day == day})
             if len(cafe_ids) == 1:
@@ -151,7 +152,10 @@ class DigestStore:
             else:
                 rows = await self._db.fetch(DIGESTS_STATEMENT, {"cafe_ids": cafe_ids, "order_date": day})
             for cafe_id, cafe_rows in itertools.groupby(rows, key=lambda row: row["id"]):
-                found[cafe_id, day] = _digest(list(cafe_rows), day)
+                try:
+                    found[cafe_id, day] = _digest(list(cafe_rows), day)
+                except Exception as exc:
+                    found[cafe_id, day] = exc
         return [found.get(key) for key in wanted]
 
     async def move_chat(self, cafe_id: int, old_chat_id: int, new_chat_id: int) -> bool:

@@ -100,6 +100,30 @@ async def test_digests_asked_for_at_once_share_one_statement_per_date(test_datab
     assert [d.chat_id for d in digests if d is not None] == [-702, -700, -701, -702]
 
 
+async def test_a_cafe_whose_rows_make_no_digest_fails_alone(test_database_url, factory, monkeypatch):
+    from agents.notifications import queries
+
+    good, bad = await factory.cafe("Good Cafe"), await factory.cafe("Bad Cafe")
+    made = queries._digest
+
+    def digest(rows, order_date):
+        if rows[0]["id"] == bad.id:
+            raise ValueError("unreadable row")
+        return made(rows, order_date)
+
+    monkeypatch.setattr(queries, "_digest", digest)
+    db = await Database.open(test_database_url, size=1)
+    try:
+        digest_store = DigestStore(db, gather=2)
+        answers = await asyncio.gather(
+            digest_store.load_digest(bad.id, DAY), digest_store.load_digest(good.id, DAY), return_exceptions=True
+        )
+    finally:
+        await db.close()
+    assert isinstance(answers[0], ValueError)
+    assert answers[1].cafe_name == "Good Cafe"  # read in the same statement, unharmed
+
+
 async def test_move_chat_only_from_the_old_id(factory, store):
     digest_store, _ = store
     cafe = await factory.cafe("Migrating Cafe", chat_id=-100)

@@ -92,3 +92,13 @@ def test_bad_sizes_are_refused() -> None:
 
     with pytest.raises(ValueError):
         Batcher(serve, gather=0, linger=0.0)
+
+
+async def test_an_answer_that_is_an_exception_is_raised_to_its_own_caller_only() -> None:
+    async def serve(requests: list[int]) -> list[int | Exception]:
+        return [ValueError(f"bad {r}") if r == 2 else r for r in requests]
+
+    batcher = Batcher(serve, gather=3, linger=1.0)
+    answers = await asyncio.gather(batcher(1), batcher(2), batcher(3), return_exceptions=True)
+    assert answers[0] == 1 and answers[2] == 3
+    assert isinstance(answers[1], ValueError) and str(answers[1]) == "bad 2"
