@@ -12,20 +12,15 @@ what keeps secrets out of it keeps them out of both formats.
 ``LOG_FORMAT=text`` written to something that is not a terminal (a file, a pipe, a
 container's log) uses ``TextFormatter``: Faust's line, without the colorlog machinery
 that Faust's coloured formatter runs for every line only to drop the colours there.
-
-Both formatters write the time as the standard library does, but convert and format its
-whole seconds once per second (``_LastSecond``) rather than for every line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,55 +50,13 @@ def fields_of(message: str) -> dict[str, int | str]:
     return found
 
 
-class _LastSecond:
-    """The text of a whole second, made again only when asked for another second than the last one.
-
-    What a line's time costs is mostly converting and formatting its whole seconds (``time.localtime``
-    and ``strftime``, or a ``datetime``): the same for every line of a second. The pair is replaced as
-    one, so threads sharing a formatter never see a second with another's text.
-    """
-
-    def __init__(self, make: Callable[[float], str]) -> None:
-        self._make = make
-        self._last: tuple[float, str] = (math.nan, "")  # nan equals no second
-
-    def __call__(self, second: float) -> str:
-        last, text = self._last
-        if second != last:
-            text = self._make(second)
-            self._last = (second, text)
-        return text
-
-
-def _utc_seconds(second: float) -> str:
-    return datetime.fromtimestamp(second, UTC).isoformat().removesuffix("+00:00")
-
-
 class JsonFormatter(logging.Formatter):
     """A log record as one line of JSON: time, level, logger, message, the structured fields, the exception."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._seconds = _LastSecond(_utc_seconds)
-
-    def _iso_time(self, created: float) -> str:
-        """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``, its seconds made once.
-
-        ``fromtimestamp`` rounds to microseconds half to even, carrying into the second (CPython's
-        ``_PyTime_DoubleToDenominator``; Python's ``round`` on the same double rounds the same way).
-        """
-        fraction, second = math.modf(created)
-        micros = round(fraction * 1e6)
-        if micros >= 1_000_000:
-            second, micros = second + 1, micros - 1_000_000
-        elif micros < 0:
-            second, micros = second - 1, micros + 1_000_000
-        return f"{self._seconds(second)}.{micros // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         line: dict[str, Any] = {
-            "time": self._iso_time(record.created),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": message,
@@ -140,17 +93,6 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
         self._fausts = ExtensionFormatter(stream=_NotATerminal(), fmt=DEFAULT_COLOR_FORMAT, log_colors=DEFAULT_COLORS)
-        self._seconds = _LastSecond(lambda second: time.strftime(self.default_time_format, self.converter(second)))
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        """``logging.Formatter.formatTime``, the local time of each whole second formatted once.
-
-        ``time.localtime`` reads the whole seconds of ``created`` (rounded down): one text per second (a
-        ``time.tzset()`` at run time shows from the next second on).
-        """
-        if datefmt:
-            return super().formatTime(record, datefmt)
-        return self.default_msec_format % (self._seconds(math.floor(record.created)), record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         args = record.args
