@@ -116,7 +116,9 @@ async def test_sends_asked_together_are_booked_in_one_round_trip_each_after_the_
     async with fleet(1, rate=100, group=3) as (budget,):
         asked = [budget.acquire(-7, max_wait=1.0) for _ in range(4)] + [budget.acquire(-8, max_wait=1.0)]
         answers = await asyncio.gather(*asked, return_exceptions=True)
-        assert (budget.stats.round_trips, budget.stats.bookings) == (1, 5)
+        rebooked = budget.stats.rebooked  # a send woken over a spacing late books again: a loaded machine
+        assert budget.stats.bookings == 5 + rebooked
+        assert budget.stats.round_trips <= 1 + rebooked  # the five went in one call
     # In the order asked: three of group -7 within its minute, the fourth refused, -8 not held up by it.
     assert [isinstance(a, ThrottleWait) for a in answers] == [False, False, False, True, False]
     assert 59 <= answers[3].delay <= 60.5
@@ -125,16 +127,18 @@ async def test_sends_asked_together_are_booked_in_one_round_trip_each_after_the_
 
 async def test_a_booking_waits_a_moment_for_the_sends_that_may_ask_with_it(monkeypatch) -> None:
     monkeypatch.setattr(shared_budget, "BOOKING_LINGER", 0.5)  # long enough to tell apart on a busy machine
-    async with fleet(1, rate=1000, gather=3) as (budget,):  # gather: DIGEST_CONCURRENCY in the wiring
+    async with fleet(1, rate=20, gather=3) as (budget,):  # gather: DIGEST_CONCURRENCY in the wiring
         started = time.monotonic()
         await budget.acquire(1)  # alone: books after BOOKING_LINGER
         alone = time.monotonic() - started
         started = time.monotonic()
         await asyncio.gather(budget.acquire(2), budget.acquire(3), budget.acquire(4))  # all three: at once
         together = time.monotonic() - started
-        assert (budget.stats.round_trips, budget.stats.bookings) == (2, 4)
+        rebooked = budget.stats.rebooked  # a send woken over a spacing (50 ms) late books again: a loaded machine
+        assert budget.stats.bookings == 4 + rebooked
+        assert budget.stats.round_trips <= 2 + rebooked
     assert 0.5 <= alone < 0.7
-    assert together < 0.25  # the third to ask completed the batch: no wait
+    assert together < 0.4  # the third to ask completed the batch: no linger, only the slots 50 ms apart
 
 
 async def test_a_429_on_one_worker_pauses_every_worker_of_the_bot() -> None:
