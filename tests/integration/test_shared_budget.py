@@ -113,7 +113,7 @@ async def test_a_groups_minute_limit_holds_across_workers() -> None:
 
 
 async def test_sends_asked_together_are_booked_in_one_round_trip_each_after_the_one_before() -> None:
-    async with fleet(1, rate=100, group=3) as (budget,):
+    async with fleet(1, rate=20, group=3) as (budget,):  # slots 50 ms apart: late wake-ups stay rare
         asked = [budget.acquire(-7, max_wait=1.0) for _ in range(4)] + [budget.acquire(-8, max_wait=1.0)]
         answers = await asyncio.gather(*asked, return_exceptions=True)
         rebooked = budget.stats.rebooked  # a send woken over a spacing late books again: a loaded machine
@@ -122,7 +122,7 @@ async def test_sends_asked_together_are_booked_in_one_round_trip_each_after_the_
     # In the order asked: three of group -7 within its minute, the fourth refused, -8 not held up by it.
     assert [isinstance(a, ThrottleWait) for a in answers] == [False, False, False, True, False]
     assert 59 <= answers[3].delay <= 60.5
-    assert max(a for a in answers if isinstance(a, float)) < 0.1
+    assert max(a for a in answers if isinstance(a, float)) < 0.35  # four slots, 50 ms apart
 
 
 async def test_a_booking_waits_a_moment_for_the_sends_that_may_ask_with_it(monkeypatch) -> None:
