@@ -17,9 +17,10 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from agents.recommendations.cache import cache_key
 from sandbox.gemini import run_in_thread
@@ -210,6 +211,13 @@ def browser():
     driver.quit()
 
 
+def shows(browser: webdriver.Chrome, text: str, timeout: float = 10) -> bool:
+    """Whether the page shows ``text`` within ``timeout``: after a click the old page may still be there, or
+    going (its elements then go stale)."""
+    wait = WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(lambda b: text in b.find_element(By.TAG_NAME, "body").text)
+
+
 def test_an_operator_answers_the_three_questions_in_a_browser(burst, settings, telegram, browser, tmp_path):
     console = f"http://127.0.0.1:{settings.web_port}/ops/"
     browser.get(console)
@@ -241,10 +249,10 @@ def test_an_operator_answers_the_three_questions_in_a_browser(burst, settings, t
 
     # Replay what failed: the dry run first, then the token.
     browser.find_element(By.PARTIAL_LINK_TEXT, "Preview a replay").click()
-    assert "1 letter(s) would be replayed; 1 cannot be" in browser.find_element(By.TAG_NAME, "body").text
+    assert shows(browser, "1 letter(s) would be replayed; 1 cannot be")
     browser.find_element(By.NAME, "token").send_keys(OPS_TOKEN)
     browser.find_element(By.XPATH, "//button[contains(., 'Replay 1 letter')]").click()
-    assert "1 letter(s) replayed" in browser.find_element(By.TAG_NAME, "body").text
+    assert shows(browser, "1 letter(s) replayed")
     browser.save_screenshot(str(tmp_path / "ops-replayed.png"))
 
     deadline = time.monotonic() + 30
