@@ -21,7 +21,9 @@ While Redis is unreachable the budget falls back to a local ``Throttle`` at ``TE
 (one WARNING line per outage, counted; the first local send waits a second, while the sends the fleet
 booked before the outage leave), looks for Redis in the background (every 0.2 s after a refused
 connection, every ``probe_every`` seconds after a timeout), and returns to the shared budget as soon as
-it answers — sends already waiting for a local slot then book on the budget instead.
+it answers — sends already waiting for a local slot then book on the budget instead. Returning, it holds
+the bot's shared sends for a second (a pause on the budget): the sends it paced locally, which the budget
+does not know, leave Telegram's sliding second first.
 
 A send woken more than one spacing after its slot (a busy event loop, a 429 pause) books a new slot
 instead of leaving late, where it would bunch with the sends booked after it on any worker; departures
@@ -318,10 +320,14 @@ class SharedBudget:
             self.stats.round_trips += 1
             try:
                 await self._redis.ping()
+                # Connections opened before the outage are dead: drop them, or the next booking fails on one.
+                await self._redis.connection_pool.disconnect()
+                # The sends paced locally are unknown to the budget: the bot's shared sends wait a second, until
+                # those have left Telegram's sliding second (the mirror of the hold at the outage's start).
+                self.stats.round_trips += 1
+                await self._pause(keys=[budget_keys(self._bot_id, 0)[3]], args=[f"{OUTAGE_HOLD:.6f}"])
             except REDIS_DOWN as exc:
                 self._switch.failed(slow=isinstance(exc, TimeoutError | RedisTimeoutError))
             else:
-                # Connections opened before the outage are dead: drop them, or the next booking fails on one.
-                await self._redis.connection_pool.disconnect()
                 self._switch.succeeded()
                 log.info("telegram budget: Redis is back; sending on the bot's shared budget again")
