@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from faust.types import EventT
 
 from agents.recommendations.advice import build_prompt
-from agents.recommendations.gemini import GeminiError
+from agents.recommendations.gemini_errors import GeminiError
 from agents.recommendations.keypool import AllKeysExhausted
 from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.ports import Cache, Recommender, UserSource

@@ -1,12 +1,7 @@
 """Gemini client for recommendations: one google-genai client per API key, a key pool, error mapping.
 
-Exceptions (API keys never appear in them, nor in logs or reprs: SDK errors are never chained,
-only sanitised text is kept)::
-
-    GeminiError                 root of this integration
-    ├── RecommendationFailed    this user's request or answer was bad (invalid / empty output, 400)
-    └── GeminiUnavailable       attempts used up on 429 / 5xx / transport errors: try again later
-    AllKeysExhausted            (keypool) no key usable now or within ``max_wait_s``
+Its exceptions are in :mod:`agents.recommendations.gemini_errors` (API keys never appear in them,
+nor in logs or reprs: SDK errors are never chained, only sanitised text is kept).
 
 Each answer's token counts (``usage_metadata``) come back with the recommendation (:class:`Answer`),
 or with the ``RecommendationFailed`` of an answer we could not use (its tokens were billed all the
@@ -24,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,65 +29,26 @@ from google.genai import errors, types
 from redis.asyncio import Redis
 
 from agents.recommendations.advice import InvalidRecommendation, Recommendation, validate_recommendation
+from agents.recommendations.gemini_errors import (
+    GeminiError,
+    GeminiUnavailable,
+    RecommendationFailed,
+    error_detail,
+    error_details,
+    is_daily_quota,
+    parse_duration,
+)
 from agents.recommendations.key_broker import SHARED_ERRORS, KeyBroker
 from agents.recommendations.keypool import AllKeysExhausted, KeyLease, KeyPool, KeyState
 from agents.recommendations.shared_keys import DEFAULT_PREFIX, SharedKeyStates
 from agents.recommendations.usage import Answer, TokenUsage
 
-__all__ = ["GeminiError", "GeminiRecommender", "GeminiUnavailable", "RecommendationFailed", "parse_duration"]
+__all__ = ["GeminiRecommender"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRY_DELAY = 60.0
 _BUSY_POLL = 0.05
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, errors.UnknownApiResponseError)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-
-
-class GeminiError(Exception):
-    """Root of the Gemini integration's errors; ``key`` is a fingerprint, ``code`` an HTTP status.
-
-    ``usage``: the tokens of an answer that came back but could not be used (billed all the same).
-    """
-
-    def __init__(
-        self, message: str, *, key: str | None = None, code: int | None = None, usage: TokenUsage | None = None
-    ) -> None:
-        super().__init__(message)
-        self.key = key
-        self.code = code
-        self.usage = usage
-
-
-class RecommendationFailed(GeminiError):
-    """This user's recommendation cannot be made: invalid output, or the request was rejected."""
-
-
-class GeminiUnavailable(GeminiError):
-    """Every attempt hit a rate limit, a server error or a transport failure."""
-
-
-def parse_duration(value: object, default: float = DEFAULT_RETRY_DELAY) -> float:
-    """A protobuf JSON duration (``"30s"``, ``"1.5s"``) in seconds; ``default`` if absent or odd."""
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    return float(match.group(1)) if match else default
-
-
-def _error_details(exc: errors.APIError) -> list[dict[str, Any]]:
-    body: Any = exc.details
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        body = body["error"]
-    found = body.get("details") if isinstance(body, dict) else None
-    return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
-
-
-def _detail(details: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    return next((d for d in details if str(d.get("@type", "")).endswith(kind)), {})
-
-
-def _is_daily(details: list[dict[str, Any]]) -> bool:
-    violations = _detail(details, "google.rpc.QuotaFailure").get("violations") or []
-    return any("PerDay" in str(v.get("quotaId", "")) for v in violations if isinstance(v, dict))
 
 
 class GeminiRecommender:
@@ -267,15 +222,15 @@ class GeminiRecommender:
     async def _on_api_error(self, lease: KeyLease, exc: errors.APIError) -> GeminiError | str:
         """Report the lease's outcome; a str (safe description) means retry on another key."""
         code = int(exc.code or 0)
-        details = _error_details(exc)
-        reason = _detail(details, "google.rpc.ErrorInfo").get("reason")
+        details = error_details(exc)
+        reason = error_detail(details, "google.rpc.ErrorInfo").get("reason")
         what = f"HTTP {code} {exc.status or '-'} on {lease.fingerprint}"
         text = f"{what}: {self._redact(exc.message or '')}"
         if code == 429:
-            if _is_daily(details):
+            if is_daily_quota(details):
                 await self._keys.report_daily_quota(lease)
             else:
-                delay = parse_duration(_detail(details, "google.rpc.RetryInfo").get("retryDelay"))
+                delay = parse_duration(error_detail(details, "google.rpc.RetryInfo").get("retryDelay"))
                 await self._keys.report_rate_limited(lease, delay)
             return what
         if code in (401, 403) or reason == "API_KEY_INVALID":

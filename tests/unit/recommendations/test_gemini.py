@@ -13,13 +13,8 @@ from google import genai
 from google.genai import types
 
 from agents.recommendations.advice import Recommendation
-from agents.recommendations.gemini import (
-    GeminiError,
-    GeminiRecommender,
-    GeminiUnavailable,
-    RecommendationFailed,
-    parse_duration,
-)
+from agents.recommendations.gemini import GeminiRecommender
+from agents.recommendations.gemini_errors import GeminiError, GeminiUnavailable, RecommendationFailed, parse_duration
 from agents.recommendations.keypool import AllKeysExhausted
 from agents.recommendations.usage import TokenUsage
 from sandbox import gemini as sandbox
