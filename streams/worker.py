@@ -26,11 +26,12 @@ import agents.recommendations.views  # noqa: F401 - registers the views
 from agents.console.service import Console, console
 from agents.console.sources import CafeNames
 from agents.notifications.agent import Notifications, digest_deliveries, notifications
+from agents.notifications.budget_policy import BudgetLimits
 from agents.notifications.i18n import digest_format_from
 from agents.notifications.metrics import notification_metrics
 from agents.notifications.notifier import DigestNotifier
 from agents.notifications.queries import DigestStore
-from agents.notifications.shared_budget import BudgetLimits, SharedBudget
+from agents.notifications.shared_budget import SharedBudget
 from agents.notifications.telegram import SEND_MESSAGE, TelegramClient
 from agents.notifications.telegram_errors import TelegramUnauthorized
 from agents.notifications.throttle import TelegramRateLimits, Throttle

@@ -10,9 +10,9 @@ from aiokafka.partitioner import murmur2
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agents.notifications.agent import Notifications
+from agents.notifications.budget_policy import BudgetStats
 from agents.notifications.delivery import DeliveryState, DeliveryStatus
 from agents.notifications.notifier import DigestNotifier
-from agents.notifications.shared_budget import BudgetStats
 
 __all__ = ["held_states", "notification_metrics", "retrying_digests"]
 

@@ -39,18 +39,17 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from agents.notifications.budget_policy import BudgetLimits, BudgetMode, BudgetStats, FallbackSwitch
 from agents.notifications.budget_scripts import BOOK, PAUSE, STATE, budget_keys
 from agents.notifications.throttle import GROUP_WINDOW, Departures, Throttle, ThrottleWait, leave
 from streams.batching import Batcher
 
-__all__ = ["BudgetLimits", "BudgetMode", "BudgetStats", "FallbackSwitch", "SharedBudget"]
+__all__ = ["SharedBudget"]
 
 log = logging.getLogger(__name__)
 
@@ -64,68 +63,6 @@ OUTAGE_HOLD = 1.0
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
 #: Seconds a booking waits for the other sends that may ask at once, to go to Redis with them.
 BOOKING_LINGER = 0.005
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetLimits:
-    """The bot's limits: sends per second in all, seconds between two sends to a chat, sends per minute to a group."""
-
-    global_per_second: float
-    chat_interval: float
-    group_per_minute: int
-
-    def __post_init__(self) -> None:
-        if self.global_per_second <= 0 or self.group_per_minute < 1 or self.chat_interval < 0:
-            raise ValueError("rates must be positive")
-
-
-class BudgetMode(StrEnum):
-    SHARED = "shared"
-    FALLBACK = "fallback"
-
-
-@dataclass(slots=True)
-class FallbackSwitch:
-    """Shared budget or local fallback, and how often to look for Redis while it is down.
-
-    A refused connection fails at once, so Redis is tried again every ``quick_probe`` seconds: the workers
-    notice its return at once, instead of pacing themselves locally beside those already back on the shared
-    budget (the two would add up past Telegram's limit). A timeout costs its wait: then every ``probe_every``.
-    """
-
-    probe_every: float
-    quick_probe: float = 0.2
-    mode: BudgetMode = BudgetMode.SHARED
-    interval: float = 0.0
-
-    def failed(self, *, slow: bool) -> bool:
-        """Redis failed (``slow``: it timed out); True if this starts an outage."""
-        started = self.mode is BudgetMode.SHARED
-        self.mode = BudgetMode.FALLBACK
-        self.interval = self.probe_every if slow else self.quick_probe
-        return started
-
-    def succeeded(self) -> bool:
-        """Redis answered; True if this ends an outage."""
-        ended = self.mode is BudgetMode.FALLBACK
-        self.mode = BudgetMode.SHARED
-        return ended
-
-
-@dataclass(slots=True)
-class BudgetStats:
-    """This worker's counters of the budget, for metrics and the ``/notifications/`` view."""
-
-    waiting: int = 0  # sends waiting for their slot now
-    waits: int = 0  # sends that had to wait
-    wait_seconds: float = 0.0  # total time sends spent waiting
-    deferred: int = 0  # sends refused because their slot was further than max_wait
-    rebooked: int = 0  # sends woken later than one spacing after their slot, booked again
-    pauses: int = 0  # 429s that paused the bot
-    fallbacks: int = 0  # Redis outages that sent this worker to its local fallback rate
-    fallback_sends: int = 0  # sends paced locally during those outages
-    round_trips: int = 0  # Redis calls made by the budget
-    bookings: int = 0  # slots asked of Redis (several per round trip in a burst)
 
 
 class SharedBudget:

@@ -17,7 +17,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from agents.notifications import shared_budget
-from agents.notifications.shared_budget import BudgetLimits, BudgetMode, SharedBudget
+from agents.notifications.budget_policy import BudgetLimits, BudgetMode
+from agents.notifications.shared_budget import SharedBudget
 from agents.notifications.throttle import TelegramRateLimits, Throttle, ThrottleWait
 
 pytestmark = pytest.mark.integration

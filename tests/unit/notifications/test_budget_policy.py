@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from agents.notifications.budget_policy import BudgetLimits, BudgetMode, FallbackSwitch
 from agents.notifications.budget_scripts import budget_keys
-from agents.notifications.shared_budget import BudgetLimits, BudgetMode, FallbackSwitch
 from agents.notifications.throttle import TelegramRateLimits, Throttle
 from tests.unit.notifications.test_throttle import FakeClock
 
