@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -65,6 +67,24 @@ async def settled(fleet: list[WorkerProcess], quiet: float = 5.0) -> None:
         await asyncio.sleep(0.5)
 
 
+@contextlib.asynccontextmanager
+async def worker_fleet(env: dict[str, str], count: int) -> AsyncIterator[list[WorkerProcess]]:
+    """``count`` workers of ``env`` (each its own web port and instance id), settled; stopped and their app's
+    topics deleted on the way out."""
+    logs = Path(tempfile.mkdtemp())
+    fleet: list[WorkerProcess] = []
+    try:
+        for i in range(count):
+            worker_env = {**env, "WEB_PORT": str(free_port()), "WORKER_INSTANCE_ID": f"{env['APP_ID']}-{i}"}
+            fleet.append(WorkerProcess(worker_env, logs / f"worker-{i}.log").start())
+        await settled(fleet)
+        yield fleet
+    finally:
+        for worker in fleet:
+            worker.stop()
+        await delete_app_topics(Settings.from_env(env).kafka_broker_url, [env["APP_ID"]])
+
+
 async def run(db: FreshDatabase, pairs: list[tuple[int, int]], workers: int, rate: float | None) -> dict:
     fake = run_in_thread(expected_token=TOKEN, enforce_limits=True)
     name = unique_name("fleet")
@@ -78,45 +98,36 @@ async def run(db: FreshDatabase, pairs: list[tuple[int, int]], workers: int, rat
     }
     if rate is not None:
         env["TELEGRAM_GLOBAL_RATE"] = str(rate)
-    logs = Path(tempfile.mkdtemp())
-    fleet: list[WorkerProcess] = []
     try:
-        for i in range(workers):
-            fleet.append(WorkerProcess({**env, "WEB_PORT": str(free_port())}, logs / f"worker-{i}.log").start())
-        await settled(fleet)
-        async with EventPublisher(Settings.from_env(env)) as publisher:
-            for cafe_id, _ in pairs:
-                await publisher.deadline_passed(cafe_id, DAY)
-        chats = {chat for _, chat in pairs}
-        await eventually(lambda: chats <= {m.chat_id for m in fake.messages if m.delivered}, 600, 0.2)
-        await asyncio.sleep(2)  # late duplicates, if any, would arrive now
-        messages = [m for m in fake.messages if m.chat_id in chats]
-        arrivals = sorted(m.received_at for m in messages if m.delivered)
-        views = [await view(w.env["WEB_PORT"]) for w in fleet]
-        sends = sum(
-            int(v["telegram"]["responses"].get("200", 0)) + int(v["telegram"]["responses"].get("429", 0)) for v in views
-        )
-        trips = sum(v["budget"]["worker"]["redis_round_trips"] for v in views)
-        configured = float(views[0]["budget"]["global_rate"])
-        combined = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
-        timeline = Counter(int(t - arrivals[0]) for t in arrivals)
-        return {
-            "workers": workers,
-            "configured": configured,
-            "combined": combined,
-            "ratio": combined / configured,
-            "429": sum(m.status == 429 for m in messages),
-            "dead_letters": sum(v["digests"].get("dead_lettered", 0) for v in views),
-            "twice": sum(n > 1 for n in Counter(m.chat_id for m in messages if m.delivered).values()),
-            "trips_per_send": trips / max(1, sends),
-            "per_worker": [v["digests"].get("sent", 0) for v in views],
-            "timeline": [timeline[second] for second in range(max(timeline) + 1)],
-        }
+        async with worker_fleet(env, workers) as fleet:
+            async with EventPublisher(Settings.from_env(env)) as publisher:
+                for cafe_id, _ in pairs:
+                    await publisher.deadline_passed(cafe_id, DAY)
+            chats = {chat for _, chat in pairs}
+            await eventually(lambda: chats <= {m.chat_id for m in fake.messages if m.delivered}, 600, 0.2)
+            await asyncio.sleep(2)  # late duplicates, if any, would arrive now
+            messages = [m for m in fake.messages if m.chat_id in chats]
+            arrivals = sorted(m.received_at for m in messages if m.delivered)
+            views = [await view(w.env["WEB_PORT"]) for w in fleet]
     finally:
-        for worker in fleet:
-            worker.stop()
         fake.stop()
-        await delete_app_topics(Settings.from_env(env).kafka_broker_url, [name])
+    sends = sum(int(v["telegram"]["responses"].get(status, 0)) for v in views for status in ("200", "429"))
+    trips = sum(v["budget"]["worker"]["redis_round_trips"] for v in views)
+    configured = float(views[0]["budget"]["global_rate"])
+    combined = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    timeline = Counter(int(t - arrivals[0]) for t in arrivals)
+    return {
+        "workers": workers,
+        "configured": configured,
+        "combined": combined,
+        "ratio": combined / configured,
+        "429": sum(m.status == 429 for m in messages),
+        "dead_letters": sum(v["digests"].get("dead_lettered", 0) for v in views),
+        "twice": sum(n > 1 for n in Counter(m.chat_id for m in messages if m.delivered).values()),
+        "trips_per_send": trips / max(1, sends),
+        "per_worker": [v["digests"].get("sent", 0) for v in views],
+        "timeline": [timeline[second] for second in range(max(timeline) + 1)],
+    }
 
 
 def main() -> None:

@@ -18,19 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
-from bench.fleet import settled
+from bench.fleet import worker_fleet
 from bench.notifications import DAY, TOKEN, fill, percentile
 from sandbox.telegram import TelegramThread, run_in_thread
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
-from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name
-from tests.integration.kafka_io import delete_app_topics
+from tests.integration.harness import WorkerProcess, eventually, unique_name
 
 WORKERS = 3
 
@@ -88,40 +85,33 @@ async def run(db: FreshDatabase, pairs: list[tuple[int, int]], args: argparse.Na
         "BROKER_SESSION_TIMEOUT": str(args.session_timeout),
         "GROUP_MEMBERSHIP": membership,
     }
-    logs = Path(tempfile.mkdtemp())
-    fleet: list[WorkerProcess] = []
     try:
-        for i in range(WORKERS):
-            worker_env = {**env, "WEB_PORT": str(free_port()), "WORKER_INSTANCE_ID": f"{name}-{i}"}
-            fleet.append(WorkerProcess(worker_env, logs / f"worker-{i}.log").start())
-        await settled(fleet)
-        rebalances_before = sum(w.logs().count("Recovery]: Worker ready") for w in fleet)
-        publishing = asyncio.ensure_future(stream(env, pairs, args.rate))
-        windows = await roll(fleet, args.seconds / 4, args.pause)
-        published = await publishing
-        chats = set(published)
-        await eventually(lambda: chats <= {m.chat_id for m in fake.messages if m.delivered}, args.wait, 0.5)
-        await asyncio.sleep(3)  # late duplicates, if any, arrive now
-        delivered = Counter(m.chat_id for m in fake.messages if m.delivered and m.chat_id in chats)
-        seconds = latencies(fake, published)
-        during = [s for chat, s in seconds.items() if windows[0][0] <= published[chat] <= windows[-1][1]]
-        # Faust logs "Worker ready" at the end of each rebalance of each worker (including its own starts).
-        rebalances = sum(w.logs().count("Recovery]: Worker ready") for w in fleet) - rebalances_before
-        print(
-            f"membership={membership} session_timeout={args.session_timeout:g}s bot_api_latency={args.latency:g}s "
-            f"events={len(published)} "
-            f"at {args.rate:g}/s: all {summary(list(seconds.values()))}; during the restarts {summary(during)}; "
-            f"over 1 s {sum(s > 1.0 for s in seconds.values())}, over 3 s {sum(s > 3.0 for s in seconds.values())}; "
-            f"lost {len(chats - set(delivered))}, delivered twice {sum(n > 1 for n in delivered.values())}; "
-            f"restarts took {', '.join(f'{end - began:.1f}' for began, end in windows)} s; "
-            f"'Worker ready' lines (rebalances seen by the workers) {rebalances}",
-            flush=True,
-        )
+        async with worker_fleet(env, WORKERS) as fleet:
+            rebalances_before = sum(w.logs().count("Recovery]: Worker ready") for w in fleet)
+            publishing = asyncio.ensure_future(stream(env, pairs, args.rate))
+            windows = await roll(fleet, args.seconds / 4, args.pause)
+            published = await publishing
+            chats = set(published)
+            await eventually(lambda: chats <= {m.chat_id for m in fake.messages if m.delivered}, args.wait, 0.5)
+            await asyncio.sleep(3)  # late duplicates, if any, arrive now
+            delivered = Counter(m.chat_id for m in fake.messages if m.delivered and m.chat_id in chats)
+            seconds = latencies(fake, published)
+            during = [s for chat, s in seconds.items() if windows[0][0] <= published[chat] <= windows[-1][1]]
+            # Faust logs "Worker ready" at the end of each rebalance of each worker (including its own starts).
+            rebalances = sum(w.logs().count("Recovery]: Worker ready") for w in fleet) - rebalances_before
+            print(
+                f"membership={membership} session_timeout={args.session_timeout:g}s bot_api_latency={args.latency:g}s "
+                f"events={len(published)} "
+                f"at {args.rate:g}/s: all {summary(list(seconds.values()))}; during the restarts {summary(during)}; "
+                f"over 1 s {sum(s > 1.0 for s in seconds.values())}, "
+                f"over 3 s {sum(s > 3.0 for s in seconds.values())}; "
+                f"lost {len(chats - set(delivered))}, delivered twice {sum(n > 1 for n in delivered.values())}; "
+                f"restarts took {', '.join(f'{end - began:.1f}' for began, end in windows)} s; "
+                f"'Worker ready' lines (rebalances seen by the workers) {rebalances}",
+                flush=True,
+            )
     finally:
-        for worker in fleet:
-            worker.stop()
         fake.stop()
-        await delete_app_topics(Settings.from_env(env).kafka_broker_url, [name])
 
 
 def main() -> None:
