@@ -86,7 +86,10 @@ class SharedBudget:
         self._pause = redis.register_script(PAUSE)
         self._state = redis.register_script(STATE)
         self._bot_id = bot_id
+        self._sends_key, _, _, self._paused_key = budget_keys(bot_id, 0)
         self.limits = limits
+        #: The arguments every booking starts with: the bot's spacing, the chat interval, the group window.
+        self._book_args = [f"{1 / limits.global_per_second:.6f}", f"{limits.chat_interval:.6f}", f"{GROUP_WINDOW:.6f}"]
         self._fallback = fallback
         self._switch = FallbackSwitch(probe_every)
         self._departures = Departures(limits.global_per_second)
@@ -161,9 +164,8 @@ class SharedBudget:
         self._paused_until = max(self._paused_until, self._now() + seconds)
         await self._fallback.pause(seconds)  # holds this worker's sends should Redis fail meanwhile
         if self._switch.mode is BudgetMode.SHARED:
-            self.stats.round_trips += 1
             try:
-                await self._pause(keys=[budget_keys(self._bot_id, 0)[3]], args=[f"{seconds:.6f}"])
+                await self._pause_bot(seconds)
             except REDIS_DOWN as exc:
                 await self._redis_failed(exc)
         log.info("telegram budget: bot %s paused for %.1f s (429)", self._bot_id, seconds)
@@ -171,9 +173,8 @@ class SharedBudget:
     async def describe(self) -> dict[str, object]:
         """The budget's state for the ``/notifications/`` view (never raises)."""
         shared: dict[str, object] = {"reachable": False}
-        sends, _, _, paused = budget_keys(self._bot_id, 0)
         try:
-            ahead, paused_for = await self._state(keys=[sends, paused])
+            ahead, paused_for = await self._state(keys=[self._sends_key, self._paused_key])
             shared = {"reachable": True, "booked_ahead": int(ahead), "paused_for_s": round(float(paused_for), 3)}
         except REDIS_DOWN as exc:
             shared["error"] = type(exc).__name__
@@ -201,12 +202,8 @@ class SharedBudget:
 
     async def _book_batch(self, requests: list[tuple[int, float | None]]) -> list[tuple[bool, float]]:
         """Book ``requests`` (chat id, max wait) in order, in one call of the script."""
-        keys = list(budget_keys(self._bot_id, 0)[::3])  # the bot's sends and pause
-        args: list[str | int] = [
-            f"{1 / self.limits.global_per_second:.6f}",
-            f"{self.limits.chat_interval:.6f}",
-            f"{GROUP_WINDOW:.6f}",
-        ]
+        keys = [self._sends_key, self._paused_key]
+        args: list[str | int] = [*self._book_args]
         for chat_id, max_wait in requests:
             self._booked += 1
             keys += budget_keys(self._bot_id, chat_id)[1:3]
@@ -216,6 +213,11 @@ class SharedBudget:
         self.stats.bookings += len(requests)
         answers = await self._book(keys=keys, args=args)
         return [(bool(int(answers[i])), max(0.0, float(answers[i + 1]))) for i in range(0, len(answers), 2)]
+
+    async def _pause_bot(self, seconds: float) -> None:
+        """Pause the bot's shared sends for ``seconds`` (longer pauses already set stay): one round trip."""
+        self.stats.round_trips += 1
+        await self._pause(keys=[self._paused_key], args=[f"{seconds:.6f}"])
 
     @contextmanager
     def _counting_wait(self) -> Iterator[None]:
@@ -254,15 +256,13 @@ class SharedBudget:
     async def _look_for_redis(self) -> None:
         while self._switch.mode is BudgetMode.FALLBACK:
             await self._sleep(self._switch.interval)
-            self.stats.round_trips += 1
+            # Connections opened before the outage are dead: drop them, or the probe fails on one.
+            await self._redis.connection_pool.disconnect()
             try:
-                await self._redis.ping()
-                # Connections opened before the outage are dead: drop them, or the next booking fails on one.
-                await self._redis.connection_pool.disconnect()
-                # The sends paced locally are unknown to the budget: the bot's shared sends wait a second, until
-                # those have left Telegram's sliding second (the mirror of the hold at the outage's start).
-                self.stats.round_trips += 1
-                await self._pause(keys=[budget_keys(self._bot_id, 0)[3]], args=[f"{OUTAGE_HOLD:.6f}"])
+                # The probe is the hold itself: the sends paced locally are unknown to the budget, so the bot's
+                # shared sends wait a second, until those have left Telegram's sliding second (the mirror of the
+                # hold at the outage's start).
+                await self._pause_bot(OUTAGE_HOLD)
             except REDIS_DOWN as exc:
                 self._switch.failed(slow=isinstance(exc, TimeoutError | RedisTimeoutError))
             else:
