@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
-from types import TracebackType
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
 
 __all__ = ["KeyedLocks", "TaskPool"]
 
@@ -18,40 +18,19 @@ class KeyedLocks:
     def __len__(self) -> int:
         return len(self._locks)
 
-    def hold(self, key: Hashable) -> _Held:
-        """``async with locks.hold(key):`` runs its block once no one else holds ``key``."""
-        return _Held(self._locks, key)
-
-
-class _Held:
-    """The async context manager of ``KeyedLocks.hold`` (a class: cheaper than a generator per event)."""
-
-    __slots__ = ("_key", "_locks")
-
-    def __init__(self, locks: dict[Hashable, tuple[asyncio.Lock, int]], key: Hashable) -> None:
-        self._locks, self._key = locks, key
-
-    async def __aenter__(self) -> None:
-        lock, users = self._locks.get(self._key) or (asyncio.Lock(), 0)
-        self._locks[self._key] = (lock, users + 1)
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
         try:
-            await lock.acquire()
-        except BaseException:
-            self._leave()
-            raise
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._locks[self._key][0].release()
-        self._leave()
-
-    def _leave(self) -> None:
-        lock, users = self._locks[self._key]
-        if users == 1:
-            del self._locks[self._key]
-        else:
-            self._locks[self._key] = (lock, users - 1)
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class TaskPool:
