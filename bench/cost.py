@@ -185,7 +185,7 @@ class Bench:
         name = unique_name("cost")
         self.names.append(name)
         topic = f"{name}.deadline-passed"
-        await ensure_topics(bootstrap_servers(self.broker), [TopicSpec(topic, PARTITIONS)])
+        await ensure_topics({"bootstrap_servers": bootstrap_servers(self.broker)}, [TopicSpec(topic, PARTITIONS)])
         log = self.workdir / f"{name}.log"
         command = [sys.executable, "-m", "bench.bare", "--topic", topic, "--group", name]
         command += ["--bootstrap", ",".join(bootstrap_servers(self.broker)), "--database-url", self.db_url]

@@ -10,6 +10,7 @@ import gc
 
 import faust
 
+from streams.kafka_security import faust_credentials
 from streams.logs import logging_config
 from streams.settings import load_settings
 
@@ -20,6 +21,7 @@ settings = load_settings()
 app = faust.App(
     settings.app_id,
     broker=settings.kafka_broker_url,
+    broker_credentials=faust_credentials(settings),
     autodiscover=("streams.worker", "streams.commands", "streams.web", "streams.metrics"),
     origin="streams",
     store="memory://",
@@ -36,7 +38,7 @@ app = faust.App(
     producer_linger=0.005,
     web_port=settings.web_port,
     web_bind=settings.web_bind,
-    web_host=settings.web_bind,
+    web_host=settings.advertised_host,  # what other workers are told to call, not the bind address
     web_stats_enabled=True,
     logging_config=logging_config(settings.log_format),
 )

@@ -33,7 +33,7 @@ from models.records import (
     parse_deadline_passed,
     rejected_event,
 )
-from streams.kafka_admin import bootstrap_servers
+from streams.kafka_security import kafka_options
 from streams.settings import Settings
 
 __all__ = ["DeadLetterSink", "Replay", "ReplayStep", "decode_or_dead_letter", "plan_replay", "replay_dead_letters"]
@@ -138,16 +138,16 @@ async def replay_dead_letters(
 
     ``report`` is told each letter's step (the operator console lists them).
     """
-    servers = bootstrap_servers(settings.kafka_broker_url)
+    options = kafka_options(settings)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers,
+        **options,
         group_id=f"{settings.app_id}-dead-letter-replay",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     assigned = _Assigned()
     consumer.subscribe([settings.topic("dead-letters")], listener=assigned)
-    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
+    producer = AIOKafkaProducer(**options, acks="all")
     counts = {"replayed": 0, "unreplayable": 0}
     await consumer.start()
     await producer.start()

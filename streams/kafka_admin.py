@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -51,10 +53,13 @@ def _partition_counts(described: list[dict]) -> dict[str, int]:
 
 
 async def ensure_topics(
-    bootstrap_servers: list[str], specs: list[TopicSpec], *, replication: int = 1, timeout: float = 30.0
+    options: Mapping[str, Any], specs: list[TopicSpec], *, replication: int = 1, timeout: float = 30.0
 ) -> None:
-    """Create missing topics, wait until the broker lists them all, verify partition counts."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    """Create missing topics, wait until the broker lists them all, verify partition counts.
+
+    ``options``: the admin client's connection arguments (``streams.kafka_security.kafka_options``).
+    """
+    admin = AIOKafkaAdminClient(**options, request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
         existing = _partition_counts(await admin.describe_topics())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,17 +95,16 @@ def _ms(seconds: float) -> float:
 class KafkaProbe:
     """Kafka answers a metadata request, through one admin client kept open between probes."""
 
-    def __init__(self, bootstrap_servers: list[str], *, timeout: float = 3.0) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, options: Mapping[str, Any], *, timeout: float = 3.0) -> None:
+        """``options``: the admin client's connection arguments (``streams.kafka_security.kafka_options``)."""
+        self.options = options
         self.timeout = timeout
         self._admin: AIOKafkaAdminClient | None = None
 
     async def __call__(self) -> None:
         try:
             if self._admin is None:
-                self._admin = AIOKafkaAdminClient(
-                    bootstrap_servers=self.bootstrap_servers, request_timeout_ms=int(self.timeout * 1000)
-                )
+                self._admin = AIOKafkaAdminClient(**self.options, request_timeout_ms=int(self.timeout * 1000))
                 await self._admin.start()
             await self._admin.describe_cluster()
         except BaseException:  # timed out or failed: the next probe starts from a new client

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka_admin import bootstrap_servers
+from streams.kafka_security import kafka_options
 from streams.settings import Settings
 
 __all__ = ["EventPublisher"]
@@ -25,7 +25,7 @@ class EventPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings.kafka_broker_url), acks="all")
+        self._producer = AIOKafkaProducer(**kafka_options(settings), acks="all")
 
     async def __aenter__(self) -> EventPublisher:
         await self._producer.start()

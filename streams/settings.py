@@ -2,28 +2,36 @@
 
 Each field is declared once: its variable is its name in upper case (``digest_concurrency`` is
 ``DIGEST_CONCURRENCY``), and its type, default and bounds are the field's. A blank variable means the
-default. Secrets (the bot token, Gemini keys, the console's token) stay out of ``repr``, ``str`` and every
-error message.
+default. Secrets (the bot token, Gemini keys, the console's token, the Kafka password) and the URLs that
+may carry a password can also be given as ``X_FILE``: the path of a file holding the value (the way Docker
+and Kubernetes hand secrets over). Secrets stay out of ``repr``, ``str`` and every error message; a URL's
+password is shown as ``***``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import list_currencies
 from croniter import croniter
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["ConfigurationError", "Settings", "load_settings"]
+__all__ = ["ConfigurationError", "Settings", "load_settings", "redact_url"]
+
+#: The shortest ``OPS_TOKEN`` accepted: 32 characters (e.g. ``openssl rand -hex 16``) are out of reach of guessing.
+OPS_TOKEN_MIN_LENGTH = 32
+#: The suffix of a variable naming the file that holds a value: ``OPS_TOKEN_FILE=/run/secrets/ops-token``.
+FILE_SUFFIX = "_FILE"
 
 
 def _http_base(value: str) -> str:
@@ -35,6 +43,47 @@ def _http_base(value: str) -> str:
 
 def _keys(value: object) -> object:
     return tuple(k.strip() for k in value.split(",") if k.strip()) if isinstance(value, str) else value
+
+
+def _hosts(value: object) -> object:
+    return tuple(h.lower() for h in _keys(value)) if isinstance(value, str) else value
+
+
+def _readable_file(value: str) -> str:
+    if not os.path.isfile(value) or not os.access(value, os.R_OK):
+        raise ValueError("must be the path of a readable file")
+    return value
+
+
+def _long_enough(value: str) -> str:
+    if len(value) < OPS_TOKEN_MIN_LENGTH:
+        raise ValueError(f"must be at least {OPS_TOKEN_MIN_LENGTH} characters (e.g. openssl rand -hex 24)")
+    return value
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: safe to log and show."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "(unparsable URL, not shown)"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _is_wildcard(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return False
 
 
 def _no_whitespace(value: str) -> str:
@@ -69,6 +118,7 @@ def _currency(value: str) -> str:
 
 
 Secret = Annotated[str, AfterValidator(_no_whitespace)]
+ReadableFile = Annotated[str, AfterValidator(_readable_file)]
 HttpBase = Annotated[str, AfterValidator(_http_base)]
 AtLeastOne = Annotated[int, Field(ge=1)]
 Positive = Annotated[float, Field(gt=0)]
@@ -83,8 +133,24 @@ class Settings(BaseSettings):
     )
 
     kafka_broker_url: str = "kafka://127.0.0.1:9092"
+    # Kafka security, for every client the worker makes (streams.kafka_security).
+    kafka_security_protocol: Annotated[
+        Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)
+    ] = "PLAINTEXT"
+    kafka_sasl_mechanism: Annotated[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], BeforeValidator(_upper)] = (
+        "SCRAM-SHA-512"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = Field(default=None, repr=False)
+    # The CA that signed the brokers' certificates (empty: the system's CAs); the host name is always verified.
+    kafka_ssl_ca_file: ReadableFile | None = None
+    # This worker's certificate and key, for brokers that require mutual TLS.
+    kafka_ssl_cert_file: ReadableFile | None = None
+    kafka_ssl_key_file: ReadableFile | None = None
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lunch"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The CA of a `rediss://` server (empty: the system's CAs).
+    redis_ssl_ca_file: ReadableFile | None = None
     telegram_bot_token: Secret | None = Field(default=None, repr=False)
     telegram_api_base_url: HttpBase = "https://api.telegram.org"
     gemini_api_keys: Annotated[tuple[Secret, ...], BeforeValidator(_keys)] = Field(default=(), repr=False)
@@ -94,8 +160,13 @@ class Settings(BaseSettings):
     timezone: Annotated[str, AfterValidator(_zone_name)] = "UTC"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
     web_bind: str = "127.0.0.1"
-    # Token of the operator console's actions (/ops/); unset: actions are disabled.
-    ops_token: Secret | None = Field(default=None, repr=False)
+    # The host other workers call this one at (Faust's web_host); empty: WEB_BIND, or the host name when WEB_BIND
+    # is a wildcard address (0.0.0.0, ::).
+    web_advertised_host: str = ""
+    # `Host` headers the web server answers (empty: the advertised host, localhost and 127.0.0.1).
+    web_allowed_hosts: Annotated[tuple[str, ...], BeforeValidator(_hosts)] = ()
+    # The operator's token: every page but the probes and metrics needs it; unset, those pages are off.
+    ops_token: Annotated[Secret, AfterValidator(_long_enough)] | None = Field(default=None, repr=False)
     app_id: str = "lunch-streams"
     topic_prefix: str = ""
     # Partitions of every topic we create; must equal those of `deadline-passed`
@@ -145,6 +216,36 @@ class Settings(BaseSettings):
     # `text` (Faust's lines) or `json` (one object per line, for log pipelines).
     log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = "text"
 
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_") and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set for {protocol}")
+        tls_files = [f for f in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file") if getattr(self, f)]
+        if tls_files and protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(f"{tls_files[0].upper()} needs KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL, not {protocol}")
+        if bool(self.kafka_ssl_cert_file) != bool(self.kafka_ssl_key_file):
+            raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (mutual TLS)")
+        if self.redis_ssl_ca_file and not self.redis_url.startswith("rediss://"):
+            raise ValueError("REDIS_SSL_CA_FILE needs a rediss:// REDIS_URL")
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name in _URLS and isinstance(value, str) else value
+
+    @property
+    def advertised_host(self) -> str:
+        """The host other workers reach this one at (``WEB_ADVERTISED_HOST``, else see its comment)."""
+        if self.web_advertised_host:
+            return self.web_advertised_host
+        return socket.gethostname() if _is_wildcard(self.web_bind) else self.web_bind
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """The ``Host`` names (without port) the web server answers."""
+        return frozenset(self.web_allowed_hosts or (self.advertised_host.lower(), "localhost", "127.0.0.1"))
+
     @property
     def zone(self) -> ZoneInfo:
         """``TIMEZONE`` as a time zone."""
@@ -187,19 +288,46 @@ class Settings(BaseSettings):
             raise ConfigurationError(_problems(exc, raw, cls)) from None
 
 
+#: The fields whose value may hold a password inside a URL: shown redacted, and may come from a file.
+_URLS = frozenset({"kafka_broker_url", "database_url", "redis_url"})
+
+
+def _from_file(field_name: str, field: FieldInfo) -> bool:
+    """A secret (kept out of ``repr``) or a URL that may carry a password can be given as ``X_FILE``."""
+    return not field.repr or field_name in _URLS
+
+
 class _Variables(PydanticBaseSettingsSource):
-    """Each field's variable (its name in upper case) from a mapping, stripped; blank ones are left out."""
+    """Each field's variable (its name in upper case) from a mapping, stripped; blank ones are left out.
+
+    A secret or URL field also reads ``X_FILE``, the path of a file holding its value (one trailing line end
+    dropped); giving both ``X`` and ``X_FILE``, or a file that cannot be read, is a configuration error.
+    """
 
     def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
         self._env = env
+        self.problems: list[str] = []
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         name = field_name.upper()
-        return self._env.get(name, "").strip() or None, name, False
+        value = self._env.get(name, "").strip() or None
+        path = self._env.get(name + FILE_SUFFIX, "").strip() if _from_file(field_name, field) else ""
+        if path and value is not None:
+            self.problems.append(f"{name} and {name}{FILE_SUFFIX} are both set: give one")
+        elif path:
+            try:
+                with open(path, encoding="utf-8") as file:
+                    value = file.read().strip() or None
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+                self.problems.append(f"{name}{FILE_SUFFIX} cannot be read ({reason}), got {path!r}")
+        return value, name, False
 
     def __call__(self) -> dict[str, Any]:
         values = {name: self.get_field_value(f, name)[0] for name, f in self.settings_cls.model_fields.items()}
+        if self.problems:
+            raise ConfigurationError(self.problems)
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -238,8 +366,17 @@ def _problems(exc: ValidationError, raw: Mapping[str, Any], settings_cls: type[B
         field = str(error["loc"][0]) if error["loc"] else ""
         if field in lines:
             continue
+        if not field:  # a rule across fields: its message names them
+            lines[field] = _reason(error)
+            continue
         line = f"{field.upper()} {_reason(error)}"
-        lines[field] = f"{line} (value not shown)" if field in secrets else f"{line}, got {raw.get(field)!r}"
+        if field in secrets:
+            lines[field] = f"{line} (value not shown)"
+        else:
+            shown = raw.get(field)
+            if field in _URLS and isinstance(shown, str):
+                shown = redact_url(shown)
+            lines[field] = f"{line}, got {shown!r}"
     return list(lines.values())
 
 

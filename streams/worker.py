@@ -59,7 +59,8 @@ from streams.commit_flush import install as install_commit_flush
 from streams.dead_letters import DeadLetterSink
 from streams.health import install as install_health
 from streams.health import worker_health
-from streams.kafka_admin import bootstrap_servers, ensure_topics
+from streams.kafka_admin import ensure_topics
+from streams.kafka_security import KafkaAccessDenied, KafkaSecurity, check_kafka_access, kafka_options
 from streams.metrics import (
     collectors,
     configuration_metrics,
@@ -70,6 +71,7 @@ from streams.metrics import (
 from streams.probes import KafkaProbe
 from streams.rebalance import install as install_rebalance_guards
 from streams.redaction import bot_id_of
+from streams.redis_connection import redis_client
 from streams.settings import Settings
 from streams.topics import (
     batch_progress_topic,
@@ -89,6 +91,8 @@ log = logging.getLogger(__name__)
 DATABASE_SPARE_CONNECTIONS = 2
 #: The console's own (SQLAlchemy) connections.
 CONSOLE_CONNECTIONS = 2
+#: The exit status of a worker that Kafka did not let in (see ``streams.kafka_security``).
+EXIT_KAFKA_DENIED = 3
 #: The readiness probe's statement.
 SELECT_ONE = text("SELECT 1")
 
@@ -111,19 +115,23 @@ class Wiring(Service):
 
     async def on_start(self) -> None:
         config = self.config
-        await ensure_topics(
-            bootstrap_servers(config.kafka_broker_url), topic_specs(), replication=config.topic_replication
-        )
+        log.info("kafka: connecting with %s", KafkaSecurity.of(config).describe())
+        try:
+            await check_kafka_access(config)
+        except KafkaAccessDenied as exc:
+            log.critical("%s", exc)
+            raise SystemExit(EXIT_KAFKA_DENIED) from None
+        await ensure_topics(kafka_options(config), topic_specs(), replication=config.topic_replication)
         # One connection per digest and per user in flight, plus the planner or stall sweep and the probe.
         pool_size = config.digest_concurrency + config.recommendation_concurrency + DATABASE_SPARE_CONNECTIONS
         database = await Database.open(config.database_url, size=pool_size)
         self._open.push_async_callback(database.close)
         # The console's reads, on SQLAlchemy (an operator's page: not a hot path).
         engine = make_engine(config.database_url, pool_size=CONSOLE_CONNECTIONS, autocommit=True)
-        redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        redis = redis_client(config, socket_timeout=5, socket_connect_timeout=5)
         self._open.push_async_callback(engine.dispose)
         self._open.push_async_callback(redis.aclose)
-        kafka = KafkaProbe(bootstrap_servers(config.kafka_broker_url))
+        kafka = KafkaProbe(kafka_options(config))
         self._open.push_async_callback(kafka.close)
         dependencies = worker_health().dependencies
         dependencies.register("kafka", kafka)
@@ -156,8 +164,8 @@ class Wiring(Service):
         if config.telegram_bot_token:
             bot_id = bot_id_of(config.telegram_bot_token)
             # Its own connection with short timeouts and no retries: a slow Redis must not hold sends up.
-            budget_redis = Redis.from_url(
-                config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+            budget_redis = redis_client(
+                config, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
             )
             fallback = TelegramRateLimits(
                 global_per_second=config.telegram_fallback_rate,

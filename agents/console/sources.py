@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.db import Cafe
-from streams.kafka_admin import bootstrap_servers
+from streams.kafka_security import kafka_options
 from streams.settings import Settings
 
 __all__ = ["CafeNames", "LetterRecord", "read_dead_letters", "replay_group"]
@@ -65,9 +65,9 @@ async def read_dead_letters(
     settings: Settings, *, window: int = 500, timeout: float = 5.0
 ) -> tuple[list[LetterRecord], dict[int, int]]:
     """The last ``window`` letters of each partition, and the replay group's next offset per partition."""
-    servers = bootstrap_servers(settings.kafka_broker_url)
+    options = kafka_options(settings)
     topic = settings.topic("dead-letters")
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         async with asyncio.timeout(timeout):
@@ -79,7 +79,7 @@ async def read_dead_letters(
     replayed_up_to = {tp.partition: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
     if not tps:
         return [], replayed_up_to
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
     await consumer.start()
     records: list[LetterRecord] = []
     try:

@@ -86,7 +86,7 @@ class FakeAdmin:
 async def test_the_kafka_probe_keeps_one_admin_client_and_makes_a_new_one_after_a_failure(monkeypatch):
     monkeypatch.setattr(probes, "AIOKafkaAdminClient", FakeAdmin)
     FakeAdmin.made = []
-    kafka = KafkaProbe(["127.0.0.1:9092"])
+    kafka = KafkaProbe({"bootstrap_servers": ["127.0.0.1:9092"]})
     for _ in range(5):
         await kafka()
     assert len(FakeAdmin.made) == 1

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from streams.settings import ConfigurationError, Settings, load_settings
+from streams.settings import ConfigurationError, Settings, load_settings, redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:secret-bot-token"
 KEYS = ("secret-key-one", "secret-key-two")
+OPS = "ops-secret-" + "0123456789abcdef" * 2
+A_FILE = str(ROOT / "README.md")
 
 
 def readme_defaults() -> dict[str, str]:
@@ -62,6 +64,15 @@ SAMPLES = {
     "DIGEST_CURRENCY": ("RUB", "RUB"),
     "GROUP_MEMBERSHIP": ("Dynamic", "dynamic"),
     "LOG_FORMAT": ("JSON", "json"),
+    "KAFKA_SECURITY_PROTOCOL": ("sasl_ssl", "SASL_SSL"),
+    "KAFKA_SASL_MECHANISM": ("scram-sha-256", "SCRAM-SHA-256"),
+    "KAFKA_SSL_CA_FILE": (A_FILE, A_FILE),
+    "KAFKA_SSL_CERT_FILE": (str(ROOT / "setup.cfg"), str(ROOT / "setup.cfg")),
+    "KAFKA_SSL_KEY_FILE": (str(ROOT / "pyproject.toml"), str(ROOT / "pyproject.toml")),
+    "REDIS_URL": ("rediss://worker:pw@127.0.0.1:6380/0", "rediss://worker:pw@127.0.0.1:6380/0"),
+    "REDIS_SSL_CA_FILE": (A_FILE, A_FILE),
+    "OPS_TOKEN": (OPS, OPS),
+    "WEB_ALLOWED_HOSTS": ("Lunch.Example, 10.0.0.7", ("lunch.example", "10.0.0.7")),
 }
 
 
@@ -177,9 +188,20 @@ def test_each_bad_variable_gets_its_own_line():
 
 
 def test_secrets_never_appear_in_repr_str_or_errors():
-    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "GEMINI_API_KEYS": ",".join(KEYS), "OPS_TOKEN": "ops-secret"}
+    env = {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "GEMINI_API_KEYS": ",".join(KEYS),
+        "OPS_TOKEN": OPS,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_USERNAME": "worker",
+        "KAFKA_SASL_PASSWORD": "kafka-secret",
+        "DATABASE_URL": "postgresql+asyncpg://lunch:db-secret@db.internal:5432/lunch",
+        "REDIS_URL": "rediss://worker:redis-secret@redis.internal:6380/0",
+    }
     settings = Settings.from_env(env)
-    assert (settings.telegram_bot_token, settings.gemini_api_keys, settings.ops_token) == (TOKEN, KEYS, "ops-secret")
+    assert (settings.telegram_bot_token, settings.gemini_api_keys, settings.ops_token) == (TOKEN, KEYS, OPS)
+    assert settings.kafka_sasl_password == "kafka-secret" and "db-secret" in settings.database_url
+    assert "postgresql+asyncpg://lunch:***@db.internal:5432/lunch" in repr(settings)
     texts = [repr(settings), str(settings)]
     with pytest.raises(ConfigurationError) as caught:
         Settings.from_env({**env, "DIGEST_CONCURRENCY": "0"})
@@ -227,3 +249,74 @@ def test_the_static_member_id_is_the_variable_else_the_host_name_and_none_when_d
     assert Settings().group_instance_id == f"{socket.gethostname()}:6066"
     assert Settings.from_env({"WEB_PORT": "6067"}).group_instance_id == f"{socket.gethostname()}:6067"
     assert Settings.from_env({"GROUP_MEMBERSHIP": "dynamic", "WORKER_INSTANCE_ID": "w"}).group_instance_id is None
+
+
+def test_secrets_and_urls_can_come_from_files(tmp_path):
+    (tmp_path / "token").write_text(OPS + "\n")
+    (tmp_path / "db").write_text("postgresql+asyncpg://lunch:db-secret@db:5432/lunch\n")
+    env = {"OPS_TOKEN_FILE": str(tmp_path / "token"), "DATABASE_URL_FILE": str(tmp_path / "db")}
+    settings = Settings.from_env(env)
+    assert settings.ops_token == OPS and settings.database_url.endswith("@db:5432/lunch")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({**env, "OPS_TOKEN": OPS, "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "missing")})
+    assert sorted(caught.value.problems) == [
+        f"KAFKA_SASL_PASSWORD_FILE cannot be read (No such file or directory), got '{tmp_path / 'missing'}'",
+        "OPS_TOKEN and OPS_TOKEN_FILE are both set: give one",
+    ]
+    # Only secrets and URLs read files: any other X_FILE is not a setting.
+    assert Settings.from_env({"WEB_PORT_FILE": str(tmp_path / "token")}).web_port == 6066
+
+
+def test_a_password_inside_a_url_is_never_shown():
+    assert redact_url("redis://:p%40ss@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url("kafka://h1:9092,kafka://h2:9092") == "kafka://h1:9092,kafka://h2:9092"
+    assert (
+        redact_url("postgresql+asyncpg://postgres@127.0.0.1/lunch") == "postgresql+asyncpg://postgres@127.0.0.1/lunch"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({"REDIS_URL": "redis://u:pw-secret@h/0", "REDIS_SSL_CA_FILE": A_FILE})
+    assert caught.value.problems == ("REDIS_SSL_CA_FILE needs a rediss:// REDIS_URL",)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"OPS_TOKEN": "x" * 31},
+            "OPS_TOKEN must be at least 32 characters (e.g. openssl rand -hex 24) (value not shown)",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+            "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set for SASL_SSL",
+        ),
+        (
+            {"KAFKA_SSL_CA_FILE": A_FILE},
+            "KAFKA_SSL_CA_FILE needs KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL, not PLAINTEXT",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": A_FILE},
+            "KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (mutual TLS)",
+        ),
+        (
+            {"KAFKA_SSL_CA_FILE": "/no/such/ca.pem"},
+            "KAFKA_SSL_CA_FILE must be the path of a readable file, got '/no/such/ca.pem'",
+        ),
+        (
+            {"KAFKA_SASL_MECHANISM": "GSSAPI"},
+            "KAFKA_SASL_MECHANISM must be 'PLAIN', 'SCRAM-SHA-256' or 'SCRAM-SHA-512', got 'GSSAPI'",
+        ),
+    ],
+)
+def test_security_settings_that_cannot_work_are_one_line(env, problem):
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env)
+    assert caught.value.problems == (problem,)
+
+
+def test_the_advertised_host_is_reachable_and_the_allowed_hosts_follow_it():
+    assert Settings().advertised_host == "127.0.0.1"
+    assert Settings.from_env({"WEB_BIND": "0.0.0.0"}).advertised_host == socket.gethostname()
+    worker = Settings.from_env({"WEB_BIND": "0.0.0.0", "WEB_ADVERTISED_HOST": "Worker-1.lunch"})
+    assert worker.advertised_host == "Worker-1.lunch"
+    assert worker.allowed_hosts == {"worker-1.lunch", "localhost", "127.0.0.1"}
+    assert Settings.from_env({"WEB_ALLOWED_HOSTS": "ops.example"}).allowed_hosts == {"ops.example"}
