@@ -143,7 +143,7 @@ def _denial(exc: BaseException, security: KafkaSecurity, server: str) -> str | N
     """The one line saying why ``server`` refused us (or we it), or None when it is not a credential problem."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (
-            f"kafka: the certificate of {server} is not trusted ({exc.verify_message}; "
+            f"kafka: the certificate of {server} is not trusted ({getattr(exc, 'verify_message', None) or exc}; "
             f"KAFKA_SSL_CA_FILE={security.ca_file or '(system CAs)'})"
         )
     if isinstance(exc, SaslAuthenticationFailed):
@@ -153,7 +153,7 @@ def _denial(exc: BaseException, security: KafkaSecurity, server: str) -> str | N
         return f"kafka: {server} does not accept SASL mechanism {security.mechanism} (KAFKA_SASL_MECHANISM)"
     if isinstance(exc, ssl.SSLError):
         return (
-            f"kafka: the TLS handshake with {server} failed ({exc.reason or type(exc).__name__}): "
+            f"kafka: the TLS handshake with {server} failed ({getattr(exc, 'reason', None) or type(exc).__name__}): "
             f"is its listener {security.protocol.value}?"
         )
     return None

@@ -30,6 +30,7 @@ def test_worker_environment_is_read_by_settings_and_points_at_the_compose_servic
     assert settings.database_url == "postgresql+asyncpg://postgres@postgres:5432/lunch"
     assert settings.redis_url == "redis://redis:6379/0"
     assert settings.web_bind == "0.0.0.0"
+    assert settings.advertised_host == "worker"  # the service name the other workers resolve, not 0.0.0.0
     known = {
         "KAFKA_BROKER_URL",
         "DATABASE_URL",
@@ -40,6 +41,8 @@ def test_worker_environment_is_read_by_settings_and_points_at_the_compose_servic
         "TIMEZONE",
         "WEB_PORT",
         "WEB_BIND",
+        "WEB_ADVERTISED_HOST",
+        "OPS_TOKEN",
         "WORKER_INSTANCE_ID",
         "BROKER_SESSION_TIMEOUT",
         "LOG_FORMAT",
