@@ -13,10 +13,13 @@ import faust
 from streams.kafka_security import faust_credentials
 from streams.logs import logging_config
 from streams.settings import load_settings
+from streams.web_security import WebGuard, guarded_router
 
-__all__ = ["app", "main", "settings"]
+__all__ = ["app", "main", "settings", "web_guard"]
 
 settings = load_settings()
+#: Nothing but the probes and metrics without OPS_TOKEN (see streams.web_security).
+web_guard = WebGuard.of(settings)
 
 app = faust.App(
     settings.app_id,
@@ -39,7 +42,13 @@ app = faust.App(
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.advertised_host,  # what other workers are told to call, not the bind address
-    web_stats_enabled=True,
+    # Faust's own pages are off: Prometheus has the stats; app.table_route needs only the in-process router.
+    web_stats_enabled=False,
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_graph_enabled=False,
+    web_application_options={"middlewares": [web_guard]},
+    Router=guarded_router(web_guard),  # app.table_route forwards with the fleet's token
     logging_config=logging_config(settings.log_format),
 )
 

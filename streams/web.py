@@ -6,17 +6,20 @@
 - ``/health``: the detailed report for a person: each dependency, liveness, readiness; 503 when a dependency
   is unreachable. Not a liveness probe: a database outage would restart every worker for nothing.
 
-Each answers JSON, never a secret (see ``streams.health``).
+Each answers JSON, never a secret (see ``streams.health``). ``/livez`` and ``/readyz`` are open (like ``/metrics``);
+``/health`` and every other page need ``OPS_TOKEN`` (``streams.web_security``): ``/signin/`` is the browser's form,
+``/signout/`` drops its session.
 """
 
 from __future__ import annotations
 
 from faust import web
 
-from streams.app import app
+from streams.app import app, web_guard
 from streams.health import Verdict, worker_health
+from streams.web_security import SIGN_IN, SIGN_OUT
 
-__all__ = ["HealthView", "LivenessView", "ReadinessView"]
+__all__ = ["HealthView", "LivenessView", "ReadinessView", "SignInView", "SignOutView"]
 
 
 def _answer(view: web.View, verdict: Verdict) -> web.Response:
@@ -46,3 +49,22 @@ class HealthView(web.View):
     async def get(self, request: web.Request) -> web.Response:
         report = await worker_health().report()
         return self.json(report, status=200 if report["status"] == "ok" else 503)
+
+
+@app.page(SIGN_IN)
+class SignInView(web.View):
+    """The browser's sign-in form (GET) and its check (POST): sets the session cookie, throttles failures."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        return await web_guard.sign_in_form(request)  # type: ignore[arg-type,return-value]
+
+    async def post(self, request: web.Request) -> web.Response:
+        return await web_guard.sign_in(request)  # type: ignore[arg-type,return-value]
+
+
+@app.page(SIGN_OUT)
+class SignOutView(web.View):
+    """Drops the session cookie (a POST with the CSRF token, like every form that changes something)."""
+
+    async def post(self, request: web.Request) -> web.Response:
+        return await web_guard.sign_out(request)  # type: ignore[arg-type,return-value]

@@ -54,7 +54,7 @@ from agents.recommendations.ports import Recommender
 from agents.recommendations.selection import UserSelection
 from models.database import Database
 from models.db import make_engine
-from streams.app import app, settings
+from streams.app import app, settings, web_guard
 from streams.commit_flush import install as install_commit_flush
 from streams.dead_letters import DeadLetterSink
 from streams.health import install as install_health
@@ -137,6 +137,10 @@ class Wiring(Service):
         dependencies.register("kafka", kafka)
         dependencies.register("postgres", lambda: database.fetch(SELECT_ONE))
         dependencies.register("redis", redis.ping)
+        # Failed web sign-ins counted for the whole fleet; short timeouts: a slow Redis must not hold a page up.
+        web_redis = redis_client(config, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+        self._open.push_async_callback(web_redis.aclose)
+        web_guard.failures.use(web_redis)
         notified, recommended = self._notifications(database), self._recommendations(database, redis)
         notifications.bind(notified)
         recommendations.bind(recommended)
