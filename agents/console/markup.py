@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from agents.console.style import CSS
 
-__all__ = ["badge", "document", "esc", "moment", "table"]
+__all__ = ["badge", "csrf_field", "document", "esc", "moment", "table"]
 
 SECTIONS = (("digests", "Digests"), ("batches", "Batches"), ("gemini", "Gemini keys"),
             ("telegram", "Telegram budget"), ("dead-letters", "Dead letters"))  # fmt: skip
@@ -48,9 +48,17 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Ite
     return f'<table class="stack"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def document(title: str, subtitle: str, body: str) -> str:
-    """A whole page: head, header bar, navigation and ``body``."""
+def csrf_field(csrf: str | None) -> str:
+    """The hidden CSRF field of a form that changes something (None: the request came with a bearer token)."""
+    return "" if csrf is None else f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+
+
+def document(title: str, subtitle: str, body: str, csrf: str | None = None) -> str:
+    """A whole page: head, header bar, navigation (with *Sign out* for a signed-in browser) and ``body``."""
     nav = "".join(f'<a href="/ops/#{anchor}">{name}</a>' for anchor, name in SECTIONS)
+    if csrf is not None:
+        nav += f'<form class="signout" method="post" action="/signout/">{csrf_field(csrf)}<button>Sign out</button>'
+        nav += "</form>"
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

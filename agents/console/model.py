@@ -5,7 +5,6 @@ Nothing here does I/O or escapes HTML (``page`` does): values are plain data, ti
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -25,7 +24,6 @@ __all__ = [
     "LetterGroup",
     "LetterRow",
     "Letters",
-    "authorized",
     "batch_rows",
     "digest_rows",
     "latest_states",
@@ -38,13 +36,6 @@ __all__ = [
 #: Digest statuses in the order the console shows them.
 STATUSES = tuple(status.value for status in DeliveryStatus)
 _NUMBER = re.compile(r"\d+\.\d+|\d{4,}")
-
-
-def authorized(given: str | None, expected: str | None) -> bool:
-    """Whether ``given`` is the console's token (constant time); never when no token is set."""
-    if not expected or given is None:
-        return False
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 # -- digests ---------------------------------------------------------------------------------------

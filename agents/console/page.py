@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from agents.console.markup import badge, document, esc, moment, table
+from agents.console.markup import badge, csrf_field, document, esc, moment, table
 from agents.console.model import STATUSES, BatchRow, DigestRow, Letters
 
 __all__ = ["ConsolePage", "render_console"]
@@ -31,7 +31,7 @@ class ConsolePage:
     keys: dict[str, Any] | None
     budget: dict[str, object] | None
     letters: Letters | None
-    actions_enabled: bool
+    csrf: str | None  # what the forms carry (None: asked with a bearer token)
     notes: list[str]
 
 
@@ -195,13 +195,10 @@ def _letters(page: ConsolePage) -> str:
             for row in letters.latest
         ),
     )
-    if page.actions_enabled:
-        action = '<p><a class="button" href="/ops/replay/">Preview a replay (dry run)…</a></p>'
-    else:
-        action = (
-            '<p class="note">Actions are disabled: set <code>OPS_TOKEN</code> on the worker to replay dead letters '
-            "from here (or run <code>faust -A streams.app replay-dead-letters</code>).</p>"
-        )
+    action = (
+        f'<form method="post" action="/ops/replay/">{csrf_field(page.csrf)}'
+        '<input type="hidden" name="dry_run" value="1"><button>Preview a replay (dry run)…</button></form>'
+    )
     return (
         f'<section id="dead-letters"><h2>Dead letters</h2>{summary}{action}'
         f"<h3>By source and reason</h3>{groups}<h3>Latest</h3>{latest}</section>"
@@ -213,4 +210,4 @@ def render_console(page: ConsolePage) -> str:
     notes = "".join(f'<p class="note">{esc(note)}</p>' for note in page.notes)
     body = notes + _digests(page) + _batches(page) + _keys(page) + _budget(page) + _letters(page)
     subtitle = f"app {page.app_id} · served by {page.worker} · {moment(page.now, page.zone, page.now)} {page.zone.key}"
-    return document("lunch-streams · operator console", subtitle, body)
+    return document("lunch-streams · operator console", subtitle, body, page.csrf)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.console.markup import document, esc, table
+from agents.console.markup import csrf_field, document, esc, table
 from agents.console.service import Replayed
 
 __all__ = ["render_refusal", "render_replay"]
@@ -25,14 +25,13 @@ def _steps(replayed: Replayed) -> str:
     return table(("Partition/offset", "Source", "Key", "Reason", "Replay"), rows)
 
 
-def render_replay(replayed: Replayed) -> str:
-    """A dry run's preview with the form that replays for real, or what a replay did."""
+def render_replay(replayed: Replayed, csrf: str | None = None) -> str:
+    """A dry run's preview with the form that replays for real, or what a replay did; ``csrf``: the form's token."""
     n, unreplayable = replayed.counts["replayed"], replayed.counts["unreplayable"]
     if replayed.dry_run:
         head = f"<h2>Dry run</h2><p>{n} letter(s) would be replayed; {unreplayable} cannot be.</p>"
         form = (
-            '<form class="filters" method="post" action="/ops/replay/">'
-            '<label>OPS_TOKEN<input type="password" name="token" required autocomplete="off"></label>'
+            f'<form class="filters" method="post" action="/ops/replay/">{csrf_field(csrf)}'
             f"<button>Replay {n} letter(s)</button></form>"
             '<p class="muted">Digests start over at attempt 1 (never resent if sent meanwhile); letters that arrive '
             "after this preview are replayed too.</p>"
@@ -43,9 +42,10 @@ def render_replay(replayed: Replayed) -> str:
         head = f"<h2>Replayed</h2><p><strong>{n} letter(s) replayed</strong>; {unreplayable} could not be.</p>"
         form = ""
     steps = _steps(replayed) if replayed.steps else ""
-    return document(TITLE, "the same path as faust -A streams.app replay-dead-letters", head + form + steps)
+    return document(TITLE, "the same path as faust -A streams.app replay-dead-letters", head + form + steps, csrf)
 
 
-def render_refusal(message: str) -> str:
-    """Why an action was refused, or did not complete."""
-    return document(TITLE, "not done", f'<p class="note">{esc(message)}</p><p><a href="/ops/">Back</a></p>')
+def render_refusal(message: str, csrf: str | None = None) -> str:
+    """Why an action did not complete."""
+    body = f'<p class="note">{esc(message)}</p><p><a href="/ops/">Back</a></p>'
+    return document(TITLE, "not done", body, csrf)

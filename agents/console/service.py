@@ -55,10 +55,6 @@ class Console:
     def prices(self) -> TokenPrices:
         return TokenPrices(self.settings.gemini_price_input_per_m, self.settings.gemini_price_output_per_m)
 
-    @property
-    def actions_enabled(self) -> bool:
-        return self.settings.ops_token is not None
-
     def local_digests(self, day: str) -> dict[str, dict[str, Any]]:
         """``day``'s state of every cafe this worker holds (its partitions, and standby copies)."""
         found = {}

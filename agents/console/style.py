@@ -32,6 +32,8 @@ form.filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
 label { display: flex; flex-direction: column; font-size: .85rem; color: var(--muted); }
 input, select, button { font: inherit; padding: .3rem .5rem; }
 button { border: 1px solid #1f883d; background: #1f883d; color: #fff; border-radius: 6px; cursor: pointer; }
+form.signout { margin-left: auto; }
+form.signout button { padding: 0 .6rem; background: #fff; color: #1f883d; }
 a.button { display: inline-block; text-decoration: none; border: 1px solid #1f883d; background: #1f883d;
            color: #fff; border-radius: 6px; padding: .3rem .7rem; }
 table { border-collapse: collapse; width: 100%; margin: .4rem 0; }

@@ -1,8 +1,9 @@
-"""The operator console on the worker's web server: ``/ops/`` (read-only) and ``/ops/replay/`` (the action).
+"""The operator console on the worker's web server: ``/ops/`` (the page) and ``/ops/replay/`` (the action).
 
-Read-only pages are open to whoever reaches ``WEB_BIND``. Replaying needs ``OPS_TOKEN``, given as
-the ``X-Ops-Token`` header or the ``token`` form field; without it (or with no token set) the answer
-is 403. ``/ops/api/*`` are what one worker asks another for (JSON of the tables it holds).
+Every page needs ``OPS_TOKEN`` (``streams.web_security`` checks it before a view runs: a bearer token,
+or the session of the sign-in form, whose POSTs also carry the CSRF token); with none set they are off.
+``POST /ops/replay/`` with ``dry_run=1`` previews a replay, without it replays. ``/ops/api/*`` are what
+one worker asks another for (JSON of the tables it holds), with the fleet's token.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from faust import web
 from agents.console.fleet import from_every_owner, from_owner
 from agents.console.model import (
     STATUSES,
-    authorized,
     batch_rows,
     digest_rows,
     latest_states,
@@ -27,14 +27,17 @@ from agents.console.model import (
 from agents.console.page import ConsolePage, render_console
 from agents.console.replay_page import render_refusal, render_replay
 from agents.console.service import console
+from agents.console.style import CSS
 from agents.recommendations.agent import recommendation_batches
-from streams.app import app, settings
+from streams.app import app, settings, web_guard
+from streams.web_security import AUTH
 
 __all__ = ["BatchesApi", "ConsoleView", "DigestsApi", "ReplayView"]
 
 log = logging.getLogger(__name__)
 
 BATCHES_KEY = "batches"  # any key: the batch table has one partition
+web_guard.allow_style(CSS)  # the pages' one <style>, allowed by its hash in the CSP
 
 
 def _day(request: web.Request) -> str:
@@ -49,14 +52,21 @@ class ConsoleView(web.View):
     """Today's digests, the batches, the Gemini keys, the Telegram budget and the dead letters, on one page."""
 
     async def get(self, request: web.Request) -> web.Response:
-        service, day = console(), _day(request)
+        service, day, fleet = console(), _day(request), web_guard.fleet_headers()
         status = request.query.get("status") if request.query.get("status") in STATUSES else None
         query = request.query.get("q", "")[:100]
         (parts, notes), (batches, batch_note), keys, budget, (letters, letter_note) = await asyncio.gather(
             from_every_owner(
-                app, service.deliveries, f"/ops/api/digests/?day={day}", "states", lambda: service.local_digests(day)
+                app,
+                service.deliveries,
+                f"/ops/api/digests/?day={day}",
+                "states",
+                lambda: service.local_digests(day),
+                headers=fleet,
             ),
-            from_owner(app, service.batches, BATCHES_KEY, "/ops/api/batches/", "batches", service.local_batches),
+            from_owner(
+                app, service.batches, BATCHES_KEY, "/ops/api/batches/", "batches", service.local_batches, headers=fleet
+            ),
             service.key_pool(),
             service.telegram_budget(),
             service.letters(),
@@ -79,7 +89,7 @@ class ConsoleView(web.View):
             keys=keys,
             budget=budget,
             letters=letters,
-            actions_enabled=service.actions_enabled,
+            csrf=web_guard.csrf(request),
             notes=[note for note in (*notes, batch_note, name_note, letter_note) if note],
         )
         return self.html(render_console(page))
@@ -87,32 +97,20 @@ class ConsoleView(web.View):
 
 @app.page("/ops/replay/")
 class ReplayView(web.View):
-    """GET: a dry run of ``replay-dead-letters`` (publishes nothing); POST with the token: the replay."""
-
-    async def get(self, request: web.Request) -> web.Response:
-        if not console().actions_enabled:
-            return self.html(render_refusal("Actions are disabled: OPS_TOKEN is not set."), status=403)
-        return await self._replay(request, dry_run=True)
+    """POST ``dry_run=1``: a dry run of ``replay-dead-letters`` (publishes nothing); POST without: the replay."""
 
     async def post(self, request: web.Request) -> web.Response:
-        if not console().actions_enabled:
-            return self.html(render_refusal("Actions are disabled: OPS_TOKEN is not set."), status=403)
         form = await request.post()
-        given = request.headers.get("X-Ops-Token") or form.get("token")
-        if not authorized(given if isinstance(given, str) else None, settings.ops_token):
-            log.warning("ops console: replay-dead-letters refused to %s: wrong or missing OPS_TOKEN", request.remote)
-            return self.html(render_refusal("Wrong or missing OPS_TOKEN: nothing was replayed."), status=403)
-        return await self._replay(request, dry_run=False)
-
-    async def _replay(self, request: web.Request, *, dry_run: bool) -> web.Response:
+        dry_run = form.get("dry_run") in ("1", "true")
+        csrf, auth = web_guard.csrf(request), request.get(AUTH)
+        who = f"{request.remote} ({auth.how if auth else '?'})"
         try:
-            replayed = await console().replay(dry_run=dry_run, who=str(request.remote))
+            replayed = await console().replay(dry_run=dry_run, who=who)
         except Exception as exc:  # Kafka: the operator reads why and tries again
             log.error("ops console: replay-dead-letters failed: %s: %s", type(exc).__name__, str(exc)[:200])
-            return self.html(
-                render_refusal(f"The replay failed ({type(exc).__name__}); see the worker's log."), status=503
-            )
-        return self.html(render_replay(replayed))
+            message = f"The replay failed ({type(exc).__name__}); see the worker's log."
+            return self.html(render_refusal(message, csrf), status=503)
+        return self.html(render_replay(replayed, csrf))
 
 
 @app.page("/ops/api/digests/")

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from agents.console.model import (
-    authorized,
     batch_rows,
     digest_rows,
     latest_states,
@@ -117,12 +116,3 @@ def test_reason_class_blanks_what_varies():
     assert reason_class("value too large (70000 bytes)") == "value too large (# bytes)"
     assert reason_class("HTTP 403") == "HTTP 403"
     assert len(reason_class("x" * 500)) == 120
-
-
-@pytest.mark.parametrize(
-    ("given", "expected", "ok"),
-    [("s3cret", "s3cret", True), ("wrong", "s3cret", False), (None, "s3cret", False), ("", None, False),
-     ("anything", None, False), ("", "", False)],
-)  # fmt: skip
-def test_token_check(given, expected, ok):
-    assert authorized(given, expected) is ok

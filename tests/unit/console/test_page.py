@@ -1,4 +1,4 @@
-"""The console's HTML: what a person reads, data always escaped, the replay form only with a token set."""
+"""The console's HTML: what a person reads, data always escaped, every form that acts carrying its CSRF token."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def page(**overrides) -> str:
                    "fallback_rate": 3.0, "shared": {"reachable": True, "booked_ahead": 2, "paused_for_s": 0.0},
                    "worker": {"waiting": 0, "waits": 4, "wait_seconds": 0.2, "deferred": 1}},
         "letters": summarize_letters([(0, 0, letter)], {}, prefix="", now=NOW),
-        "actions_enabled": False,
+        "csrf": "csrf-of-the-session",
         "notes": [],
     }  # fmt: skip
     return render_console(ConsolePage(**(fields | overrides)))
@@ -84,10 +84,26 @@ def test_what_a_person_reads():
     assert "2 sends booked ahead, paused for 0.0 s" in html and "4 waits (0.2 s), 1 deferred" in html
 
 
-def test_actions_disabled_without_a_token_and_offered_with_one():
-    assert "Actions are disabled" in page() and "/ops/replay/" not in page()
-    enabled = page(actions_enabled=True)
-    assert 'href="/ops/replay/"' in enabled and "Actions are disabled" not in enabled
+def forms(html: str) -> list[tuple[str, set[tuple[str, str]]]]:
+    """Each form's action and its hidden fields."""
+    found: list[tuple[str, set[tuple[str, str]]]] = []
+    for tag, attrs in Tags(html).tags:
+        if tag == "form":
+            found.append((attrs["action"], set()))
+        elif tag == "input" and attrs.get("type") == "hidden" and found:
+            found[-1][1].add((attrs["name"], attrs["value"]))
+    return found
+
+
+def test_every_form_that_acts_carries_the_csrf_token():
+    acting = [(action, hidden) for action, hidden in forms(page()) if not action.startswith("/ops/#")]
+    assert acting == [
+        ("/signout/", {("csrf", "csrf-of-the-session")}),
+        ("/ops/replay/", {("csrf", "csrf-of-the-session"), ("dry_run", "1")}),
+    ]
+    assert 'method="get" action="/ops/#digests"' in page()  # the filters change nothing: no token
+    bearer = page(csrf=None)  # asked with a bearer token: no session to bind a token to, nothing to sign out of
+    assert "/signout/" not in bearer and 'name="csrf"' not in bearer and "/ops/replay/" in bearer
 
 
 def test_no_price_no_cost_but_a_hint():
@@ -107,14 +123,11 @@ def test_dry_run_offers_the_replay_form_and_the_result_has_none():
                    Replay("digest-retries", "12", b"{}")),
         ReplayStep(1, 0, {"source_topic": "deadline-passed", "key": "1", "reason": "not JSON"}, None),
     ]  # fmt: skip
-    preview = render_replay(Replayed(True, {"replayed": 1, "unreplayable": 1}, steps))
+    preview = render_replay(Replayed(True, {"replayed": 1, "unreplayable": 1}, steps), "the-csrf")
     assert "1 letter(s) would be replayed; 1 cannot be" in preview
     assert "would go to digest-retries key 12" in preview and "cannot be replayed" in preview
-    form = [attrs for tag, attrs in Tags(preview).tags if tag == "form"]
-    assert form == [{"class": "filters", "method": "post", "action": "/ops/replay/"}]
-    assert ("input", {"type": "password", "name": "token", "required": None, "autocomplete": "off"}) in Tags(
-        preview
-    ).tags
+    assert forms(preview) == [("/signout/", {("csrf", "the-csrf")}), ("/ops/replay/", {("csrf", "the-csrf")})]
+    assert 'type="password"' not in preview  # the session is the proof: no token typed again
     assert HOSTILE not in preview
     done = render_replay(Replayed(False, {"replayed": 1, "unreplayable": 1}, steps))
     assert "1 letter(s) replayed" in done and "<form" not in done and "sent to digest-retries" in done
@@ -123,4 +136,4 @@ def test_dry_run_offers_the_replay_form_and_the_result_has_none():
 
 
 def test_refusal_says_why():
-    assert "OPS_TOKEN is not set" in render_refusal("Actions are disabled: OPS_TOKEN is not set.")
+    assert "The replay failed (KafkaError)" in render_refusal("The replay failed (KafkaError); see the log.")
