@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Local services for lunch-streams: Apache Kafka (KRaft, from Maven Central jars), PostgreSQL, Redis, and a secured
-# second Kafka broker (TLS, SCRAM / mutual TLS, ACLs) for tests of a production-like deployment.
+# second Kafka broker and Redis (TLS, SCRAM / mutual TLS, ACLs) for tests of a production-like deployment.
 #
-#   scripts/services.sh start  [kafka|postgres|redis|kafka-secure ...]   # default: all four
-#   scripts/services.sh stop   [kafka|postgres|redis|kafka-secure ...]
-#   scripts/services.sh status [kafka|postgres|redis|kafka-secure ...]   # exit 3 if any is down
+#   scripts/services.sh start  [kafka|postgres|redis|kafka-secure|redis-tls ...]   # default: all five
+#   scripts/services.sh stop   [kafka|postgres|redis|kafka-secure|redis-tls ...]
+#   scripts/services.sh status [kafka|postgres|redis|kafka-secure|redis-tls ...]   # exit 3 if any is down
 #
 # Idempotent: a service already answering on its port is reused; missing software is installed
 # (Debian packages via apt-get, Kafka jars via Maven); then the script waits until each is ready.
@@ -15,11 +15,14 @@
 #   kafka-secure  a second, separate broker (same jars): 127.0.0.1:9094 SASL_SSL (SCRAM-SHA-512 users admin, worker,
 #                 backend), 127.0.0.1:9096 SSL with client certificates (CN=worker -> User:worker), controller
 #                 127.0.0.1:9095 (SSL, the node's own certificate only); ACLs from scripts/kafka/acls.txt
+#   redis-tls     a second redis-server, TLS only on 127.0.0.1:6380, ACL user "worker", the default user off
 #
-# The secured broker takes certificates from a private test CA ($SVC_HOME/tls/ca.crt) and keeps random passwords
-# (made once, mode 600). What a client needs is written, mode 600, as KEY=VALUE lines (no quotes, no export) to
+# The secured two take certificates from a private test CA ($SVC_HOME/tls/ca.crt) and keep random passwords (made
+# once, mode 600). What a client needs is written, mode 600, as KEY=VALUE lines (no quotes, no export) to
 #   $SVC_HOME/kafka-secure/client.env   SECURE_KAFKA_* (bootstraps, CA and untrusted CA, client cert/key, the three
 #                                       users and their passwords)
+#   $SVC_HOME/redis-tls/client.env      SECURE_REDIS_URL (rediss://worker:...@127.0.0.1:6380/0), _CA_FILE, _USER,
+#                                       _PASSWORD
 # Nothing secret is printed.
 #
 # Kafka jars, data and logs (and redis' files) live outside the repo so fresh clones reuse them:
@@ -29,7 +32,7 @@
 # (default "-Xms64m -Xmx384m"), SERVICES_WAIT_SECONDS (readiness timeout per service, default 120).
 #
 # Meant for a local dev/test machine or CI runner only (PostgreSQL trusts loopback connections; the secured
-# broker's keys and passwords sit unencrypted in files only root/the owner can read).
+# services' keys and passwords sit unencrypted in files only root/the owner can read).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,7 +50,7 @@ KAFKA_CONTROLLER_PORT=9093
 PG_PORT=5432
 PG_DB=lunch
 REDIS_PORT=6379
-ALL_SERVICES=(kafka postgres redis kafka-secure)
+ALL_SERVICES=(kafka postgres redis kafka-secure redis-tls)
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -537,8 +540,8 @@ redis_status() {
 }
 
 # ---------------------------------------------------------------------------------------------- private CA (TLS)
-# One private CA signs the certificates of the secured services (kafka-secure): the CA file in their client.env is
-# the same. A second, unrelated CA (untrusted-ca.crt) is there for negative tests: nothing the
+# One private CA signs the certificates of both secured services (kafka-secure, redis-tls): the CA file in their
+# client.env is the same. A second, unrelated CA (untrusted-ca.crt) is there for negative tests: nothing the
 # services use is signed by it (only a spare client certificate, to show the mTLS listener refuses it).
 # Keys are EC P-256, unencrypted PEM (mode 600); certificates valid CERT_DAYS (10 years) so a kept machine does
 # not see them expire; a certificate within 30 days of its end is made again.
@@ -995,10 +998,146 @@ kafka_secure_status() {
     fi
 }
 
+# ---------------------------------------------------------------------------------------------- redis-tls
+# A second redis-server, TLS only on 127.0.0.1:6380 (no plaintext port), certificate from the private CA (SAN
+# IP:127.0.0.1, DNS:localhost; clients are not asked for one), no persistence, ACL user "worker" with a random
+# password, the default user disabled. Its files: $SVC_HOME/redis-tls (redis.conf holds the password: mode 600).
+# The worker's rights: keys lunch:* and recommendations:*, every pub/sub channel, every command but @dangerous
+# ones. That covers what the worker sends: GET/SET/HMGET/HSET/pipelines, and its Lua scripts (EVALSHA, EVAL on
+# NOSCRIPT, SCRIPT LOAD: @scripting, not @dangerous; a script's redis.call is checked against the same keys).
+# @dangerous takes away FLUSHALL/FLUSHDB, KEYS, CONFIG, SHUTDOWN, DEBUG, MONITOR, INFO, CLIENT KILL and the like.
+# Stopping it is by signal (SIGTERM to the pid in redis.pid): no user may SHUTDOWN.
+
+RT_HOME="$SVC_HOME/redis-tls"
+RT_PORT=6380
+RT_CONF="$RT_HOME/redis.conf"
+RT_PIDFILE="$RT_HOME/redis.pid"
+RT_LOG="$RT_HOME/redis.log"
+RT_ENV="$RT_HOME/client.env"
+RT_USER=worker
+
+rt_home_complete() {
+    [[ -s "$RT_HOME/worker.password" && -s "$RT_HOME/redis.key" ]] && tls_cert_ok "$RT_HOME/redis.crt"
+}
+
+rt_render_conf() {
+    write_private "$1" <<CONF
+# redis-tls of lunch-streams scripts/services.sh (local dev/test machine only). Written on every start.
+bind $HOST
+protected-mode yes
+port 0
+tls-port $RT_PORT
+tls-cert-file $RT_HOME/redis.crt
+tls-key-file $RT_HOME/redis.key
+tls-ca-cert-file $CA_CRT
+tls-auth-clients no
+tls-protocols "TLSv1.2 TLSv1.3"
+daemonize yes
+dir $RT_HOME
+pidfile $RT_PIDFILE
+logfile $RT_LOG
+save ""
+appendonly no
+user default off resetpass resetkeys resetchannels -@all
+user $RT_USER on >$(cat "$RT_HOME/worker.password") ~lunch:* ~recommendations:* &* +@all -@dangerous
+CONF
+}
+
+# The pid of our redis-tls (from its pid file, if that process is a redis-server on our port).
+rt_pid() {
+    local pid
+    [[ -s "$RT_PIDFILE" ]] || return 1
+    pid="$(cat "$RT_PIDFILE")"
+    [[ -n "$pid" && "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *redis-server*":$RT_PORT"* ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+# PING as the worker over TLS, verifying the server against the CA (the password goes by environment).
+rt_ping() {
+    [[ "$(REDISCLI_AUTH="$(cat "$RT_HOME/worker.password" 2>/dev/null)" timeout 3 redis-cli --no-auth-warning \
+        --tls --cacert "$CA_CRT" -h "$HOST" -p "$RT_PORT" --user "$RT_USER" ping 2>/dev/null)" == PONG ]]
+}
+
+rt_write_env() {
+    local pw
+    pw="$(cat "$RT_HOME/worker.password")"
+    write_private "$RT_ENV" <<ENV
+SECURE_REDIS_URL=rediss://$RT_USER:$pw@$HOST:$RT_PORT/0
+SECURE_REDIS_CA_FILE=$CA_CRT
+SECURE_REDIS_USER=$RT_USER
+SECURE_REDIS_PASSWORD=$pw
+ENV
+}
+
+redis_tls_start() {
+    tls_ensure_ca
+    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+        log "redis-tls: installing"
+        apt_install redis-server
+    fi
+    if ! rt_home_complete; then
+        tls_need_openssl
+        install -d -m 700 "$RT_HOME"
+        secret "$RT_HOME/worker.password" >/dev/null
+        tls_issue server redis-tls "$RT_HOME/redis.key" "$RT_HOME/redis.crt" \
+            || die "openssl could not make the redis-tls certificate"
+    fi
+    rt_render_conf "$RT_CONF.new"
+    local pid=""
+    pid="$(rt_pid || true)"
+    if port_open "$RT_PORT"; then
+        if wait_until 5 rt_ping; then
+            # As for kafka-secure, a changed template alone does not restart it.
+            cmp -s "$RT_CONF" "$RT_CONF.new" \
+                || log "redis-tls: note: its config changed since it started; to apply it: $0 stop redis-tls, then start"
+            rm -f "$RT_CONF.new"
+            rt_write_env
+            log "redis-tls: already running on $HOST:$RT_PORT (TLS), reusing it; clients' settings in $RT_ENV"
+            return 0
+        fi
+        [[ -n "$pid" ]] || die "something listens on $HOST:$RT_PORT but does not answer as our redis-tls"
+        # Ours, but PING as the worker fails: it runs with an older password or certificate (remade since).
+        log "redis-tls: pid $pid does not take the current password/certificate, restarting it"
+        redis_tls_stop
+    fi
+    mv "$RT_CONF.new" "$RT_CONF"
+    log "redis-tls: starting on $HOST:$RT_PORT (TLS only)"
+    run_closed redis-server "$RT_CONF" || die "redis-server (redis-tls) failed to start" "$RT_LOG"
+    wait_until "$WAIT_SECONDS" rt_ping || die "redis-tls not ready after ${WAIT_SECONDS}s" "$RT_LOG"
+    rt_write_env
+    log "redis-tls: ready on $HOST:$RT_PORT (TLS, user $RT_USER); clients' settings in $RT_ENV"
+}
+
+redis_tls_stop() {
+    local pid
+    if ! pid="$(rt_pid)"; then
+        if port_open "$RT_PORT"; then
+            log "redis-tls: $HOST:$RT_PORT was not started by this script, leaving it running"
+        else
+            log "redis-tls: not running"
+        fi
+        return 0
+    fi
+    log "redis-tls: stopping (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_until 20 bash -c "! kill -0 $pid 2>/dev/null" || die "redis-tls (pid $pid) still running after SIGTERM" "$RT_LOG"
+    log "redis-tls: stopped"
+}
+
+redis_tls_status() {
+    if rt_ping; then
+        log "redis-tls: up on $HOST:$RT_PORT (TLS); clients' settings in $RT_ENV"
+    elif port_open "$RT_PORT"; then
+        log "redis-tls: $HOST:$RT_PORT open but PING as $RT_USER fails"; return 1
+    else
+        log "redis-tls: down"; return 1
+    fi
+}
+
 # ---------------------------------------------------------------------------------------------- main
 
 usage() {
-    echo "usage: $0 start|stop|status [kafka|postgres|redis|kafka-secure ...]" >&2
+    echo "usage: $0 start|stop|status [kafka|postgres|redis|kafka-secure|redis-tls ...]" >&2
     exit 2
 }
 
@@ -1009,7 +1148,7 @@ main() {
     [[ ${#services[@]} -gt 0 ]] || services=("${ALL_SERVICES[@]}")
     local s
     for s in "${services[@]}"; do
-        case "$s" in kafka|postgres|redis|kafka-secure) ;; *) err "unknown service: $s"; usage ;; esac
+        case "$s" in kafka|postgres|redis|kafka-secure|redis-tls) ;; *) err "unknown service: $s"; usage ;; esac
     done
 
     case "$action" in
