@@ -42,7 +42,7 @@ from sandbox.telegram import ReceivedMessage, run_in_thread
 from streams.kafka_admin import TopicSpec, bootstrap_servers, ensure_topics
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
-from tests.integration.harness import REPO, WorkerProcess, free_port, unique_name
+from tests.integration.harness import OPS_TOKEN, REPO, WorkerProcess, free_port, unique_name
 from tests.integration.kafka_io import delete_app_topics
 
 PARTITIONS = 8
@@ -146,6 +146,7 @@ class Bench:
             "APP_ID": name,
             "TOPIC_PREFIX": f"{name}.",
             "WEB_PORT": str(free_port()),
+            "OPS_TOKEN": OPS_TOKEN,
             "DATABASE_URL": self.db_url,
             "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_BASE_URL": self.fake.base_url,

@@ -29,7 +29,7 @@ from sandbox.telegram import run_in_thread
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
-from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name
+from tests.integration.harness import AUTH, OPS_TOKEN, WorkerProcess, eventually, free_port, unique_name
 from tests.integration.kafka_io import delete_app_topics
 
 PARTITIONS = Settings().topic_partitions
@@ -51,7 +51,8 @@ def pick(pairs: list[tuple[int, int]], count: int, skew: bool) -> list[tuple[int
 
 
 async def view(port: str) -> dict:
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/notifications/") as response:
+    url = f"http://127.0.0.1:{port}/notifications/"
+    async with aiohttp.ClientSession(headers=AUTH) as http, http.get(url) as response:
         return json.loads(await response.text())
 
 
@@ -95,6 +96,7 @@ async def run(db: FreshDatabase, pairs: list[tuple[int, int]], workers: int, rat
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": fake.base_url,
         "BROKER_SESSION_TIMEOUT": "6",
+        "OPS_TOKEN": OPS_TOKEN,
     }
     if rate is not None:
         env["TELEGRAM_GLOBAL_RATE"] = str(rate)

@@ -26,7 +26,7 @@ from sandbox.telegram import run_in_thread
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
-from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name
+from tests.integration.harness import OPS_TOKEN, WorkerProcess, eventually, free_port, unique_name
 from tests.integration.kafka_io import delete_app_topics
 
 DAY = date(2026, 11, 25)
@@ -76,6 +76,7 @@ async def run(db: FreshDatabase, mode: str, cafes: int, global_rate: float, late
         "APP_ID": name,
         "TOPIC_PREFIX": f"{name}.",
         "WEB_PORT": str(free_port()),
+        "OPS_TOKEN": OPS_TOKEN,
         "DATABASE_URL": db.url,
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": fake.base_url,

@@ -22,7 +22,7 @@ from sandbox.gemini import run_in_thread
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.conftest import FreshDatabase
-from tests.integration.harness import WorkerProcess, eventually, free_port, unique_name
+from tests.integration.harness import OPS_TOKEN, WorkerProcess, eventually, free_port, unique_name
 from tests.integration.kafka_io import delete_app_topics
 from tests.integration.recommendations import REDIS_URL, batches
 
@@ -53,6 +53,7 @@ async def run(db: FreshDatabase, users: int, keys: int, rpm: int, latency: float
         "APP_ID": name,
         "TOPIC_PREFIX": f"{name}.",
         "WEB_PORT": str(free_port()),
+        "OPS_TOKEN": OPS_TOKEN,
         "DATABASE_URL": db.url,
         "REDIS_URL": REDIS_URL,
         "GEMINI_API_BASE_URL": fake.base_url,

@@ -12,7 +12,15 @@ import pytest
 from sandbox.telegram import TelegramThread, run_in_thread
 from streams.settings import Settings
 from tests.integration.factory import Factory
-from tests.integration.harness import APP_IDS, WORKER_LOGS, WorkerProcess, free_port, log_excerpt, unique_name
+from tests.integration.harness import (
+    APP_IDS,
+    OPS_TOKEN,
+    WORKER_LOGS,
+    WorkerProcess,
+    free_port,
+    log_excerpt,
+    unique_name,
+)
 from tests.integration.kafka_io import delete_app_topics
 
 BOT_TOKEN = "123456789:AAH-integration-SECRET-token-xyz"
@@ -40,11 +48,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_in_any_worker_log():
-    """After the whole session: no worker log holds the bot token or a Gemini key."""
+    """After the whole session: no worker log holds the bot token, a Gemini key or the operator's token."""
     yield
     from tests.integration.recommendations import KEYS
 
-    secrets = [BOT_TOKEN, BOT_TOKEN.split(":", 1)[1], *KEYS]
+    secrets = [BOT_TOKEN, BOT_TOKEN.split(":", 1)[1], *KEYS, OPS_TOKEN]
     leaks = [
         (path.name, secret[:6] + "...")
         for path in WORKER_LOGS
@@ -78,7 +86,7 @@ def telegram() -> Iterator[TelegramThread]:
 
 
 def worker_env(database_url: str, **overrides: str) -> dict[str, str]:
-    """Environment of a test worker: its own app id, topics and web port; fast retries."""
+    """Environment of a test worker: its own app id, topics and web port; fast retries; ``OPS_TOKEN`` set."""
     name = unique_name("test")
     env = {
         "APP_ID": name,
@@ -87,6 +95,7 @@ def worker_env(database_url: str, **overrides: str) -> dict[str, str]:
         "WEB_PORT": str(free_port()),
         "DATABASE_URL": database_url,
         "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+        "OPS_TOKEN": OPS_TOKEN,
         "NOTIFY_BACKOFF_BASE": "0.2",
         "NOTIFY_BACKOFF_MAX": "1",
         "NOTIFY_MAX_ATTEMPTS": "3",

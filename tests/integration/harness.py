@@ -18,6 +18,10 @@ from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+#: The operator's token of every test worker (``worker_env``): the pages but the probes and metrics need it.
+OPS_TOKEN = "ops-token-of-the-integration-SECRET-7c1e9b2d"
+#: The header that carries it.
+AUTH = {"Authorization": f"Bearer {OPS_TOKEN}"}
 
 
 def free_port() -> int:

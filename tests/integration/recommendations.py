@@ -10,7 +10,7 @@ import aiohttp
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from tests.integration.harness import eventually
+from tests.integration.harness import AUTH, eventually
 
 ZONE = "Europe/Moscow"
 KEYS = ("gemini-key-ALPHA-secret", "gemini-key-BETA-secret")
@@ -42,7 +42,7 @@ async def active_user(factory, name: str, *, orders: int = 5, days_ago: int = 0,
 
 async def batches(web_port: int) -> list[dict]:
     url = f"http://127.0.0.1:{web_port}/recommendations/batches/"
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
+    async with aiohttp.ClientSession(headers=AUTH) as http, http.get(url) as response:
         assert response.status == 200
         return (await response.json())["batches"]
 

@@ -1,4 +1,5 @@
-"""The operator console (/ops/) of a real worker after a burst: over HTTP, then in a real browser.
+"""The operator console (/ops/) of a real worker after a burst: over HTTP, then in a real browser that signs in
+through the form.
 
 The burst: six cafes' deadlines (two sent, one of them named like an XSS attack, two skipped, one kicked
 the bot: failed and dead-lettered, one meeting 502s: retrying), a malformed event (dead-lettered, not
@@ -30,12 +31,11 @@ from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.conftest import start_worker, worker_env
 from tests.integration.factory import Factory
-from tests.integration.harness import eventually, unique_name
+from tests.integration.harness import AUTH, OPS_TOKEN, eventually, unique_name
 from tests.integration.recommendations import KEYS, REDIS_URL, ZONE, active_user, batches, today
 
 pytestmark = pytest.mark.integration
 
-OPS_TOKEN = "ops-token-SECRET-4f9a"
 HOSTILE = "<img src=x onerror=alert(1)>"
 PRICES = (0.10, 0.40)  # per million input, output tokens
 CHROMEDRIVER, CHROMIUM = Path("/usr/bin/chromedriver"), Path("/usr/bin/chromium")
@@ -70,7 +70,6 @@ def worker(console_database, telegram, gemini, tmp_path_factory):
         GEMINI_API_BASE_URL=gemini.base_url,
         REDIS_URL=REDIS_URL,
         TIMEZONE=ZONE,
-        OPS_TOKEN=OPS_TOKEN,
         GEMINI_PRICE_INPUT_PER_M=str(PRICES[0]),
         GEMINI_PRICE_OUTPUT_PER_M=str(PRICES[1]),
         NOTIFY_BACKOFF_BASE="30",  # the cafe meeting 502s stays "retrying" while the tests look
@@ -134,12 +133,13 @@ def burst(settings, telegram) -> Burst:
     return asyncio.run(_burst(settings, telegram))
 
 
-async def get(settings: Settings, path: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{settings.web_port}{path}") as response:
+async def get(settings: Settings, path: str, headers: dict | None = AUTH) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{settings.web_port}{path}"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as response:
         return response.status, await response.text()
 
 
-async def post(settings: Settings, path: str, *, data: dict | None = None, headers: dict | None = None):
+async def post(settings: Settings, path: str, *, data: dict | None = None, headers: dict | None = AUTH):
     url = f"http://127.0.0.1:{settings.web_port}{path}"
     async with aiohttp.ClientSession() as http, http.post(url, data=data or {}, headers=headers) as response:
         return response.status, await response.text()
@@ -180,20 +180,21 @@ async def test_a_batch_shows_its_tokens_and_cost(burst, settings, gemini):
 
 
 async def test_replay_needs_the_token_and_previews_a_dry_run_first(burst, settings, worker):
-    status, page = await post(settings, "/ops/replay/")
-    assert status == 403 and "Wrong or missing OPS_TOKEN" in page
-    status, _ = await post(settings, "/ops/replay/", headers={"X-Ops-Token": "not-the-token"})
-    assert status == 403
-    status, _ = await post(settings, "/ops/replay/", data={"token": OPS_TOKEN[:-1]})
-    assert status == 403
-    assert "ops console: replay-dead-letters refused to 127.0.0.1" in worker.logs()
+    status, page = await post(settings, "/ops/replay/", headers=None)
+    assert status == 401 and "Authorization: Bearer" in page
+    status, _ = await post(settings, "/ops/replay/", headers={"Authorization": "Bearer " + OPS_TOKEN[:-1]})
+    assert status == 401
+    assert "web: wrong OPS_TOKEN (Authorization header) from 127.0.0.1 for POST /ops/replay/" in worker.logs()
+    status, _ = await get(settings, "/ops/replay/")  # a GET runs nothing, not even a dry run
+    assert status == 405
 
-    status, preview = await get(settings, "/ops/replay/")
+    status, preview = await post(settings, "/ops/replay/", data={"dry_run": "1"})
     assert status == 200
     assert "1 letter(s) would be replayed; 1 cannot be" in preview
     assert "would go to digest-retries key" in preview and "cannot be replayed" in preview
     assert OPS_TOKEN not in preview
-    await eventually(lambda: "replay-dead-letters --dry-run by 127.0.0.1: 1 replayed, 1 unreplayable" in worker.logs())
+    logged = "replay-dead-letters --dry-run by 127.0.0.1 (bearer): 1 replayed, 1 unreplayable"
+    await eventually(lambda: logged in worker.logs())
     _, page = await get(settings, "/ops/")
     assert "2 not replayed yet" in page and "1 of them replayable" in page  # a dry run replays nothing
 
@@ -218,9 +219,20 @@ def shows(browser: webdriver.Chrome, text: str, timeout: float = 10) -> bool:
     return wait.until(lambda b: text in b.find_element(By.TAG_NAME, "body").text)
 
 
-def test_an_operator_answers_the_three_questions_in_a_browser(burst, settings, telegram, browser, tmp_path):
+def test_an_operator_answers_the_three_questions_in_a_browser(burst, settings, worker, telegram, browser, tmp_path):
     console = f"http://127.0.0.1:{settings.web_port}/ops/"
-    browser.get(console)
+    browser.get(console)  # not signed in: the sign-in form
+    assert shows(browser, "OPS_TOKEN") and browser.current_url.startswith(
+        f"http://127.0.0.1:{settings.web_port}/signin/"
+    )
+    browser.find_element(By.NAME, "token").send_keys("not-the-token-" * 3)
+    browser.find_element(By.XPATH, "//button[contains(., 'Sign in')]").click()
+    assert shows(browser, "Wrong OPS_TOKEN")
+    browser.find_element(By.NAME, "token").send_keys(OPS_TOKEN)
+    browser.find_element(By.XPATH, "//button[contains(., 'Sign in')]").click()
+    assert shows(browser, "Digests of") and browser.current_url == console
+    [cookie] = [c for c in browser.get_cookies() if c["name"].startswith("lunch_ops_") and c["value"]]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and OPS_TOKEN not in cookie["value"]
     text = browser.find_element(By.TAG_NAME, "body").text
     for chip in ("sent 2", "skipped 2", "retrying 1", "failed 1"):
         assert chip in text
@@ -247,10 +259,10 @@ def test_an_operator_answers_the_three_questions_in_a_browser(burst, settings, t
     browser.save_screenshot(str(tmp_path / "ops-console-full.png"))
     print(f"console screenshots: {tmp_path}")
 
-    # Replay what failed: the dry run first, then the token.
-    browser.find_element(By.PARTIAL_LINK_TEXT, "Preview a replay").click()
+    # Replay what failed: the dry run first, then the replay (the session and the forms' CSRF token are the proof).
+    browser.find_element(By.XPATH, "//button[contains(., 'Preview a replay')]").click()
     assert shows(browser, "1 letter(s) would be replayed; 1 cannot be")
-    browser.find_element(By.NAME, "token").send_keys(OPS_TOKEN)
+    assert browser.find_elements(By.NAME, "token") == []
     browser.find_element(By.XPATH, "//button[contains(., 'Replay 1 letter')]").click()
     assert shows(browser, "1 letter(s) replayed")
     browser.save_screenshot(str(tmp_path / "ops-replayed.png"))
@@ -266,3 +278,10 @@ def test_an_operator_answers_the_three_questions_in_a_browser(burst, settings, t
             break
         time.sleep(0.2)
     assert "Kicked Cafe" in row.text and "sent" in row.text
+
+    browser.find_element(By.XPATH, "//button[contains(., 'Sign out')]").click()
+    assert shows(browser, "OPS_TOKEN") and "/signin/" in browser.current_url
+    browser.get(console)
+    assert "/signin/" in browser.current_url  # the session is gone
+    assert "web: wrong OPS_TOKEN (sign-in form) from 127.0.0.1" in worker.logs()
+    assert "not-the-token-" not in worker.logs()  # a failed attempt is logged without the guess

@@ -16,7 +16,7 @@ from sandbox.telegram import run_in_thread as run_telegram
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, start_worker, worker_env
-from tests.integration.harness import REPO, eventually
+from tests.integration.harness import AUTH, REPO, eventually
 from tests.integration.recommendations import KEYS, REDIS_URL, ZONE, active_user, batches, cached, reset_data
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,8 @@ def services(action: str, name: str) -> None:
 
 
 async def health(port: int) -> tuple[int, dict]:
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/health") as response:
+    url = f"http://127.0.0.1:{port}/health"
+    async with aiohttp.ClientSession(headers=AUTH) as http, http.get(url) as response:
         return response.status, json.loads(await response.text())
 
 

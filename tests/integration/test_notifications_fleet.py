@@ -21,7 +21,7 @@ from aiokafka.partitioner import murmur2
 from sandbox.telegram import Reply, TelegramThread, run_in_thread
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, worker_env
-from tests.integration.harness import WorkerProcess, eventually, free_port
+from tests.integration.harness import AUTH, WorkerProcess, eventually, free_port
 from tests.integration.kafka_io import group_state
 from tests.integration.test_faults_notifications import (
     DAY,
@@ -68,7 +68,7 @@ def fleet(test_database_url: str, bot_api: TelegramThread, tmp_path_factory) -> 
 
 async def notifications(worker: WorkerProcess) -> dict:
     url = f"http://127.0.0.1:{worker.env['WEB_PORT']}/notifications/"
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
+    async with aiohttp.ClientSession(headers=AUTH) as http, http.get(url) as response:
         return json.loads(await response.text())
 
 

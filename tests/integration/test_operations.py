@@ -15,7 +15,7 @@ from sandbox.telegram import Reply
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN
-from tests.integration.harness import REPO, eventually
+from tests.integration.harness import AUTH, REPO, eventually
 from tests.integration.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,8 @@ DAY = date(2026, 11, 25)
 
 
 async def get(settings: Settings, path: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{settings.web_port}{path}") as response:
+    url = f"http://127.0.0.1:{settings.web_port}{path}"
+    async with aiohttp.ClientSession(headers=AUTH) as http, http.get(url) as response:
         return response.status, await response.text()
 
 
@@ -125,13 +126,3 @@ async def test_faust_send_publishes_a_plain_event_the_worker_handles(worker, wor
     cli(worker.env, "send", worker_settings.topic("deadline-passed"), value, "--key", str(cafe.id))
     [message] = await eventually(lambda: to_chat(telegram, cafe.tg_chat_id, delivered=True))
     assert "Ops Cafe" in message.text
-
-
-async def test_the_console_is_read_only_without_an_ops_token(worker, worker_settings):
-    status, page = await get(worker_settings, "/ops/")
-    assert status == 200 and "Actions are disabled" in page and 'href="/ops/replay/"' not in page
-    url = f"http://127.0.0.1:{worker_settings.web_port}/ops/replay/"
-    async with aiohttp.ClientSession() as http, http.post(url, data={"token": "anything"}) as response:
-        assert response.status == 403 and "OPS_TOKEN is not set" in await response.text()
-    status, _ = await get(worker_settings, "/ops/replay/")  # not even a dry run
-    assert status == 403

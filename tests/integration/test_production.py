@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, start_worker, worker_env
-from tests.integration.harness import REPO, WorkerProcess, eventually, free_port
+from tests.integration.harness import AUTH, REPO, WorkerProcess, eventually, free_port
 
 pytestmark = pytest.mark.integration
 DAY = date(2026, 11, 25)
@@ -45,7 +45,7 @@ def stranded_worker(test_database_url, tmp_path_factory) -> Iterator[WorkerProce
 
 async def get(worker: WorkerProcess, path: str) -> tuple[int, dict | str]:
     url = f"http://127.0.0.1:{worker.env['WEB_PORT']}{path}"
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
+    async with aiohttp.ClientSession(headers=AUTH) as http, http.get(url) as response:
         text = await response.text()
         return response.status, json.loads(text) if response.content_type == "application/json" else text
 

@@ -15,7 +15,7 @@ from streams.settings import Settings
 from tests.conftest import FreshDatabase
 from tests.integration.conftest import start_worker, worker_env
 from tests.integration.factory import Factory
-from tests.integration.harness import eventually, unique_name
+from tests.integration.harness import AUTH, eventually, unique_name
 from tests.integration.kafka_io import read_topic
 from tests.integration.recommendations import (
     KEYS,
@@ -178,7 +178,7 @@ async def test_batch_detail_view_and_progress_log(clean, worker, settings, facto
     import aiohttp
 
     url = f"http://127.0.0.1:{settings.web_port}/recommendations/batches/{batch['batch_id']}/"
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH) as http:
         async with http.get(url) as response:
             assert response.status == 200
             assert await response.json() == batch
