@@ -21,7 +21,12 @@ from typing import Any
 
 import faust
 from aiokafka.conn import create_conn
-from aiokafka.errors import KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 
 from streams.kafka_admin import bootstrap_servers
 from streams.settings import Settings
@@ -151,6 +156,12 @@ def _denial(exc: BaseException, security: KafkaSecurity, server: str) -> str | N
         return f"kafka: {server} refused the SASL {who} (wrong user name or password)"
     if isinstance(exc, UnsupportedSaslMechanismError):
         return f"kafka: {server} does not accept SASL mechanism {security.mechanism} (KAFKA_SASL_MECHANISM)"
+    if isinstance(exc, KafkaConnectionError) and security.protocol.tls and security.cert_file:
+        # TLS 1.3: a server that rejects the client's certificate says so after the handshake, by closing.
+        return (
+            f"kafka: {server} closed the connection after the TLS handshake: it does not accept this worker's "
+            f"client certificate (KAFKA_SSL_CERT_FILE={security.cert_file})"
+        )
     if isinstance(exc, ssl.SSLError):
         return (
             f"kafka: the TLS handshake with {server} failed ({getattr(exc, 'reason', None) or type(exc).__name__}): "

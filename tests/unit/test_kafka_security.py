@@ -160,3 +160,17 @@ async def test_the_first_server_that_lets_us_in_ends_the_check(monkeypatch, ca_f
 def test_a_missing_ca_file_is_a_configuration_error_not_a_crash(tmp_path: Path):
     with pytest.raises(ValueError, match="KAFKA_SSL_CA_FILE must be the path of a readable file"):
         Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_FILE": str(tmp_path / "none.pem")})
+
+
+async def test_a_client_certificate_refused_after_the_handshake_is_named(monkeypatch, ca_file):
+    monkeypatch.setattr(kafka_security, "create_conn", refusing(KafkaConnectionError("Connection closed")))
+    mutual = Settings.from_env(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SSL",
+            "KAFKA_SSL_CA_FILE": ca_file,
+            "KAFKA_SSL_CERT_FILE": ca_file,
+            "KAFKA_SSL_KEY_FILE": ca_file,
+        }
+    )
+    with pytest.raises(KafkaAccessDenied, match="does not accept this worker's client certificate"):
+        await check_kafka_access(mutual)
