@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import ssl
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -77,6 +78,21 @@ def redact_url(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _check_tls_files(ca_file: str | None, cert_file: str | None, key_file: str | None) -> None:
+    """Load the PEM files as TLS will, so a wrong file is a configuration error, not a crash later."""
+    context = ssl.create_default_context()
+    try:
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
+    except ssl.SSLError:
+        raise ValueError("KAFKA_SSL_CA_FILE is not a PEM certificate") from None
+    try:
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+    except ssl.SSLError:
+        raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE are not a PEM certificate and its key") from None
 
 
 def _is_wildcard(address: str) -> bool:
@@ -226,6 +242,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{tls_files[0].upper()} needs KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL, not {protocol}")
         if bool(self.kafka_ssl_cert_file) != bool(self.kafka_ssl_key_file):
             raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (mutual TLS)")
+        _check_tls_files(self.kafka_ssl_ca_file, self.kafka_ssl_cert_file, self.kafka_ssl_key_file)
         if self.redis_ssl_ca_file and not self.redis_url.startswith("rediss://"):
             raise ValueError("REDIS_SSL_CA_FILE needs a rediss:// REDIS_URL")
         return self

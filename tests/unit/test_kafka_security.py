@@ -168,9 +168,22 @@ async def test_a_client_certificate_refused_after_the_handshake_is_named(monkeyp
         {
             "KAFKA_SECURITY_PROTOCOL": "SSL",
             "KAFKA_SSL_CA_FILE": ca_file,
-            "KAFKA_SSL_CERT_FILE": ca_file,
-            "KAFKA_SSL_KEY_FILE": ca_file,
+            "KAFKA_SSL_CERT_FILE": ca_file,  # any certificate with its key will do here
+            "KAFKA_SSL_KEY_FILE": ca_file.replace("ca.crt", "ca.key"),
         }
     )
     with pytest.raises(KafkaAccessDenied, match="does not accept this worker's client certificate"):
         await check_kafka_access(mutual)
+
+
+def test_files_that_are_no_certificate_or_key_are_a_configuration_error(ca_file):
+    with pytest.raises(ValueError, match="KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE are not a PEM certificate"):
+        Settings.from_env(
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SSL",
+                "KAFKA_SSL_CERT_FILE": ca_file,
+                "KAFKA_SSL_KEY_FILE": ca_file,  # a certificate, not its key
+            }
+        )
+    with pytest.raises(ValueError, match="KAFKA_SSL_CA_FILE is not a PEM certificate"):
+        Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_FILE": str(Path(__file__))})

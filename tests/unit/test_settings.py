@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,32 @@ TOKEN = "123456:secret-bot-token"
 KEYS = ("secret-key-one", "secret-key-two")
 OPS = "ops-secret-" + "0123456789abcdef" * 2
 A_FILE = str(ROOT / "README.md")
+
+
+def self_signed() -> tuple[str, str]:
+    """A PEM certificate and its key, made once for this module (in a temporary folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="lunch-settings-"))
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"),
+            *(
+                "-days",
+                "1",
+                "-subj",
+                "/CN=settings-test",
+                "-keyout",
+                str(folder / "k.pem"),
+                "-out",
+                str(folder / "c.pem"),
+            ),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(folder / "c.pem"), str(folder / "k.pem")
+
+
+CERT, KEY = self_signed()
 
 
 def readme_defaults() -> dict[str, str]:
@@ -66,9 +93,9 @@ SAMPLES = {
     "LOG_FORMAT": ("JSON", "json"),
     "KAFKA_SECURITY_PROTOCOL": ("sasl_ssl", "SASL_SSL"),
     "KAFKA_SASL_MECHANISM": ("scram-sha-256", "SCRAM-SHA-256"),
-    "KAFKA_SSL_CA_FILE": (A_FILE, A_FILE),
-    "KAFKA_SSL_CERT_FILE": (str(ROOT / "setup.cfg"), str(ROOT / "setup.cfg")),
-    "KAFKA_SSL_KEY_FILE": (str(ROOT / "pyproject.toml"), str(ROOT / "pyproject.toml")),
+    "KAFKA_SSL_CA_FILE": (CERT, CERT),
+    "KAFKA_SSL_CERT_FILE": (CERT, CERT),
+    "KAFKA_SSL_KEY_FILE": (KEY, KEY),
     "REDIS_URL": ("rediss://worker:pw@127.0.0.1:6380/0", "rediss://worker:pw@127.0.0.1:6380/0"),
     "REDIS_SSL_CA_FILE": (A_FILE, A_FILE),
     "OPS_TOKEN": (OPS, OPS),
@@ -294,7 +321,7 @@ def test_a_password_inside_a_url_is_never_shown():
             "KAFKA_SSL_CA_FILE needs KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL, not PLAINTEXT",
         ),
         (
-            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": A_FILE},
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": CERT},
             "KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (mutual TLS)",
         ),
         (
