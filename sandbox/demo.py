@@ -122,6 +122,8 @@ async def _main() -> None:
         if args.action == "deadline":
             await publisher.deadline_passed(cafe_id, today)
             print(f"published deadline-passed for cafe {cafe_id}, {today}")
+            console = f"http://{settings.advertised_host}:{settings.web_port}/ops/?q={cafe_id}"
+            print(f"its digest on the operator console (OPS_TOKEN to sign in): {console}")
             return
         await publisher.daily_task("generate_recommendations")
         print("published daily task generate_recommendations", flush=True)

@@ -7,6 +7,8 @@
 # published and the demo users' recommendations are printed as they reach Redis.
 # The worker reads the environment: DIGEST_LANGUAGE=ru DIGEST_CURRENCY=RUB scripts/demo.sh
 # prints the digest in Russian with prices in roubles.
+# Without OPS_TOKEN (or OPS_TOKEN_FILE), an operator's token is made once and kept in a file readable by you
+# alone; the console's address and that file are printed: sign in there with its content.
 # Stop with Ctrl-C.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,11 +38,27 @@ if [ -z "${GEMINI_API_KEYS:-}" ]; then
   echo "demo: no GEMINI_API_KEYS given: recommendations come from the sandbox Gemini on port $port"
 fi
 
+if [ -z "${OPS_TOKEN:-}" ] && [ -z "${OPS_TOKEN_FILE:-}" ]; then
+  token_file="${LUNCH_SERVICES_HOME:-${HOME:-/root}/.cache/lunch-streams}/demo-ops-token"
+  if [ ! -s "$token_file" ]; then
+    mkdir -p "$(dirname "$token_file")"
+    (umask 077 && $py -c 'import secrets; print(secrets.token_urlsafe(32))' > "$token_file")
+  fi
+  export OPS_TOKEN_FILE="$token_file"
+fi
+
 web_port="${WEB_PORT:-6066}"
+console="http://127.0.0.1:$web_port/ops/"
+if [ -n "${OPS_TOKEN_FILE:-}" ]; then
+  signin="sign in with the token in $OPS_TOKEN_FILE: cat it"
+else
+  signin="sign in with your OPS_TOKEN"
+fi
 (
   for _ in $(seq 1 120); do
     if (echo > "/dev/tcp/127.0.0.1/$web_port") 2>/dev/null; then
       $py -m sandbox.demo deadline
+      echo "demo: the operator console: $console ($signin)"
       $py -m sandbox.demo task
       exit 0
     fi
