@@ -13,7 +13,8 @@ import faust
 from streams.kafka_security import faust_credentials
 from streams.logs import logging_config
 from streams.settings import load_settings
-from streams.web_security import WebGuard, guarded_router
+from streams.web_router import guarded_router
+from streams.web_security import WebGuard
 
 __all__ = ["app", "main", "settings", "web_guard"]
 

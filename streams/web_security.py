@@ -15,8 +15,7 @@ send the pod's IP):
 
 Every answer carries a CSP (``frame-ancestors 'none'``, no script at all, ``<style>`` only by hash),
 ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``.
-``guarded_router`` makes Faust's ``app.table_route`` forward with the fleet's token instead of the
-caller's headers.
+``streams.web_router`` makes Faust's ``app.table_route`` forward with the fleet's token.
 """
 
 from __future__ import annotations
@@ -29,11 +28,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 from aiohttp import web
-from faust.app.router import Router
-from faust.exceptions import SameNode
 from yarl import URL
 
 from streams.settings import Settings
@@ -51,7 +47,7 @@ from streams.web_auth import (
 )
 from streams.web_throttle import FailedAttempts
 
-__all__ = ["AUTH", "SIGN_IN", "SIGN_OUT", "Auth", "WebGuard", "guarded_router"]
+__all__ = ["AUTH", "SIGN_IN", "SIGN_OUT", "Auth", "WebGuard"]
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +169,10 @@ class WebGuard:
             csrf = self.credentials.csrf(session)
             if request.method in UNSAFE_METHODS and not await self._csrf_given(request, session):
                 log.warning(
-                    "web: %s %s without its CSRF token from %s", request.method, request.path, _address(request)
+                    "web: %s %.100s without its CSRF token from %s",
+                    request.method,
+                    _logged_path(request),
+                    _address(request),
                 )
                 return web.Response(status=403, text="403: the form's CSRF token is missing or wrong\n")
             request[AUTH] = Auth("session", csrf)
@@ -218,7 +217,7 @@ class WebGuard:
         refused = f"; refused for {limit.window:g} s" if limit.refused(count) else ""
         log.warning(
             "web: wrong OPS_TOKEN (%s) from %s for %s %.100s: %d failed attempt(s) in %g s%s",
-            where, address, request.method, request.path, count, limit.window, refused,
+            where, address, request.method, _logged_path(request), count, limit.window, refused,
         )  # fmt: skip
 
     # -- signing in and out ----------------------------------------------------------------------------
@@ -279,22 +278,6 @@ def _address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def guarded_router(guard: WebGuard) -> type[Router]:
-    """Faust's ``Router`` whose ``app.table_route`` forwards a GET to the owner with the fleet's token and the
-    owner's own ``Host`` (Faust's forwards the caller's headers: its cookie and its ``Host``)."""
-    if not callable(getattr(Router, "_route_req", None)):  # the internal this overrides: fail at start, not later
-        raise RuntimeError("faust.app.router.Router._route_req is gone: review streams.web_security.guarded_router")
-
-    class GuardedRouter(Router):
-        fleet: ClassVar[WebGuard] = guard
-
-        async def _route_req(self, dest_url: URL, web: Any, request: Any) -> Any:
-            host, port = self._urlident(dest_url)
-            if (host, port) == self._urlident(self.app.conf.canonical_url):
-                raise SameNode()
-            routed = request.url.with_host(host).with_port(int(port))
-            headers = {"Accept": request.headers.get("Accept", "*/*"), **self.fleet.fleet_headers()}
-            async with self.app.http_client.request(method=request.method, url=routed, headers=headers) as answer:
-                return web.text(await answer.text(), content_type=answer.content_type, status=answer.status)
-
-    return GuardedRouter
+def _logged_path(request: web.Request) -> str:
+    """The path as it came, percent-encoded: no line break or control character reaches the log."""
+    return request.rel_url.raw_path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -344,3 +345,42 @@ async def test_an_expired_session_is_sent_back_to_the_form(served):
 def test_the_guards_repr_shows_no_secret():
     assert TOKEN not in repr(guard()) and "OPS_TOKEN unset" in repr(guard(token=None))
     assert guard().fleet_headers() == {"Authorization": f"Bearer {TOKEN}"} and guard(token=None).fleet_headers() == {}
+
+
+async def test_table_route_forwards_with_the_fleets_token_and_the_owners_host():
+    from types import SimpleNamespace
+
+    import aiohttp
+    from faust.exceptions import SameNode
+    from yarl import URL
+
+    from streams.web_router import guarded_router
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({name: request.headers.get(name) for name in ("Host", "Authorization", "Cookie")})
+
+    owner = web.Application()
+    owner.router.add_get("/recommendations/batches/", echo)
+    server = TestServer(owner, host="127.0.0.1")
+    await server.start_server()
+    owner_url, me = server.make_url("/"), URL("http://127.0.0.1:1")
+    router = guarded_router(guard())(SimpleNamespace(assignor=None))  # type: ignore[arg-type]
+    try:
+        async with aiohttp.ClientSession() as http:
+            router.app = SimpleNamespace(conf=SimpleNamespace(canonical_url=me), http_client=http)
+            request = SimpleNamespace(
+                method="GET",
+                url=URL("http://localhost:1/recommendations/batches/"),
+                headers={"Cookie": "lunch_ops_x=session", "Host": "localhost:1", "Accept": "application/json"},
+            )
+            web_driver = SimpleNamespace(text=lambda text, **kwargs: text)
+            answer = await router._route_req(owner_url, web_driver, request)
+            with pytest.raises(SameNode):
+                await router._route_req(me, web_driver, request)
+    finally:
+        await server.close()
+    assert json.loads(answer) == {
+        "Host": f"127.0.0.1:{owner_url.port}",
+        "Authorization": f"Bearer {TOKEN}",
+        "Cookie": None,  # the caller's cookie stays with the caller
+    }
