@@ -199,7 +199,16 @@ class Settings(BaseSettings):
     telegram_timeout: Positive = 10.0
     # A digest part whose throttle slot is further away than this is left for a retry.
     telegram_max_wait: NonNegative = 5.0
+    # The longest `retry_after` (seconds) taken from the Bot API; a longer one is clamped to it.
+    telegram_max_retry_after: Annotated[float, Field(gt=0, le=86400)] = 3600.0
     notify_max_attempts: AtLeastOne = 8
+    # The dates a deadline event may name, in days before and after today (TIMEZONE); others are dead letters.
+    event_date_days_back: Annotated[int, Field(ge=0, le=30)] = 7
+    event_date_days_ahead: Annotated[int, Field(ge=0, le=30)] = 2
+    # Bytes of a bad event's value a dead letter keeps (a longer one is truncated, with its size and SHA-256).
+    dead_letter_max_payload: Annotated[int, Field(ge=256, le=262144)] = 65536
+    # Days a cafe's delivery state, or a finished recommendation batch, is kept after it was last touched.
+    state_retention_days: Annotated[int, Field(ge=1, le=366)] = 14
     # Hours after its first attempt a digest still waiting (rate limits, outages) is given up on.
     digest_give_up_after: Positive = 6.0
     # Cafes whose digests one worker prepares and sends at the same time (one event per cafe at a time).
