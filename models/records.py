@@ -1,18 +1,22 @@
-"""Typed records of every topic, and strict decoding of the external ones.
+"""Typed records of every topic, and total decoding of all of them.
 
-External topics (``deadline-passed``, ``daily-tasks``) are consumed as raw bytes
-and decoded here, so a malformed event becomes an :class:`InvalidEvent` that the
-agent can dead-letter, instead of a decode error inside Faust's stream iterator
-(which would crash the agent and lose the event).
+Every topic, ours included, is consumed as raw bytes and decoded here: any bytes give
+a typed record or an :class:`InvalidEvent` with a reason (never another exception), so
+a malformed event becomes a dead letter instead of a decode error inside Faust's stream
+iterator (which would crash the agent and lose the event). The JSON is bounded before it
+is parsed: its size, its nesting depth, and no ``NaN``/``Infinity``.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import math
+import types
 from datetime import UTC, date, datetime
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import faust
 
@@ -29,15 +33,29 @@ __all__ = [
     "RecommendationRequest",
     "TriggerReason",
     "dead_letter",
+    "decode_record",
     "key_text",
+    "parse_batch_progress",
+    "parse_batch_trigger",
     "parse_daily_task",
+    "parse_dead_letter",
     "parse_deadline_passed",
+    "parse_digest_retry",
+    "parse_recommendation_request",
     "payload_text",
     "rejected_event",
 ]
 
 MAX_EVENT_BYTES = 64 * 1024
 MIN_YEAR, MAX_YEAR = 2000, 2100
+#: Arrays and objects nested deeper than this are refused before parsing (deep nesting exhausts the stack).
+MAX_NESTING = 16
+#: The longest string a record field takes, and the most items of a list field.
+MAX_TEXT, MAX_ITEMS = 1000, 100
+#: The payload a dead letter keeps by default (``DEAD_LETTER_MAX_PAYLOAD``).
+DEFAULT_MAX_PAYLOAD = 64 * 1024
+
+R = TypeVar("R", bound=faust.Record)
 
 
 class InvalidEvent(ValueError):
@@ -66,9 +84,10 @@ class DailyTask(faust.Record, serializer="json"):
 class DigestRetry(faust.Record, serializer="json"):
     """A digest that must be tried again at ``not_before`` (key: cafe id).
 
-    ``parts`` holds the rendered messages when they were rendered already, so a
-    retry continues the same digest from ``parts_sent`` instead of re-reading it.
-    ``replay`` marks a dead letter sent back by an operator: it starts over at
+    It carries only what identifies the attempt: the worker renders the digest from the
+    database again and sends it to the cafe's chat, and takes how far it got from its own
+    table, so a record written by anyone else can make it send nothing the database does
+    not hold. ``replay`` marks a dead letter sent back by an operator: it starts over at
     attempt 1 whatever the state, unless the digest was sent.
     """
 
@@ -76,9 +95,6 @@ class DigestRetry(faust.Record, serializer="json"):
     date: str
     attempt: int  # the attempt this record will make
     not_before: float  # epoch seconds
-    chat_id: int | None = None
-    parts: list[str] | None = None
-    parts_sent: int = 0
     replay: bool = False
     first_attempt_at: float | None = None  # epoch seconds; None in records written before it existed
 
@@ -148,7 +164,10 @@ class BatchProgress(faust.Record, serializer="json"):
 
 
 class DeadLetter(faust.Record, serializer="json"):
-    """Something we gave up on, with enough to inspect and replay it."""
+    """Something we gave up on, with enough to inspect and replay it.
+
+    A value longer than the limit is kept ``truncated``: its start, with the size and SHA-256 of the whole.
+    """
 
     source_topic: str
     reason: str
@@ -157,6 +176,9 @@ class DeadLetter(faust.Record, serializer="json"):
     failed_at: str  # ISO-8601 UTC
     partition: int | None = None
     offset: int | None = None
+    truncated: bool = False
+    payload_size: int | None = None  # bytes of the original value
+    payload_sha256: str | None = None
 
 
 def payload_text(raw: bytes | None) -> str:
@@ -167,6 +189,22 @@ def payload_text(raw: bytes | None) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return "base64:" + base64.b64encode(raw).decode("ascii")
+
+
+def _encoded_size(text: str) -> int:
+    return len(json.dumps(text))
+
+
+def bounded_payload(raw: bytes, limit: int) -> str:
+    """The longest start of ``raw`` whose text (as ``payload_text``) takes at most ``limit`` bytes as JSON."""
+    low, high = 0, min(len(raw), limit)
+    while low < high:  # the longest prefix that fits: JSON escapes make a byte cost 1 to 6
+        middle = (low + high + 1) // 2
+        if _encoded_size(payload_text(raw[:middle])) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return payload_text(raw[:low])
 
 
 def key_text(key: object) -> str | None:
@@ -186,39 +224,141 @@ def dead_letter(
     *,
     partition: int | None = None,
     offset: int | None = None,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
 ) -> DeadLetter:
-    """The dead letter of a value we gave up on, stamped now."""
+    """The dead letter of a value we gave up on, stamped now; a value above ``max_payload`` is truncated."""
+    raw = value or b""
+    payload = payload_text(value)
+    truncated = _encoded_size(payload) > max_payload
+    key_shown = key_text(key)
     return DeadLetter(
-        source_topic=source_topic,
-        reason=reason,
-        key=key_text(key),
-        payload=payload_text(value),
+        source_topic=source_topic[:MAX_TEXT],
+        reason=reason[:MAX_TEXT],
+        key=key_shown[:MAX_TEXT] if key_shown is not None else None,
+        payload=bounded_payload(raw, max_payload) if truncated else payload,
         failed_at=datetime.now(UTC).isoformat(),
         partition=partition,
         offset=offset,
+        truncated=truncated,
+        payload_size=len(raw) if truncated else None,
+        payload_sha256=hashlib.sha256(raw).hexdigest() if truncated else None,
     )
 
 
-def rejected_event(event: Any, reason: str) -> DeadLetter:
+def rejected_event(event: Any, reason: str, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> DeadLetter:
     """The dead letter of a Faust event we could not process, with its topic, partition and offset."""
     message = event.message
     return dead_letter(
-        message.topic, reason, event.key, event.value, partition=message.partition, offset=message.offset
+        message.topic,
+        reason,
+        event.key,
+        event.value,
+        partition=message.partition,
+        offset=message.offset,
+        max_payload=max_payload,
     )
 
 
-def _load_object(raw: bytes | str | None) -> dict[str, Any]:
+def _too_deep(raw: bytes | str, limit: int = MAX_NESTING) -> bool:
+    """Arrays and objects nest deeper than ``limit`` outside strings (a linear scan, before parsing)."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _load_object(raw: bytes | str | None, max_bytes: int = MAX_EVENT_BYTES) -> dict[str, Any]:
+    """The JSON object in ``raw``; every way it can fail is an ``InvalidEvent`` with a reason."""
     if raw is None or len(raw) == 0:
         raise InvalidEvent("empty value")
-    if len(raw) > MAX_EVENT_BYTES:
+    if not isinstance(raw, bytes | str):
+        raise InvalidEvent(f"expected bytes, got {type(raw).__name__}")
+    if len(raw) > max_bytes:
         raise InvalidEvent(f"value too large ({len(raw)} bytes)")
+    if _too_deep(raw):
+        raise InvalidEvent(f"not JSON: nested deeper than {MAX_NESTING}")
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"not JSON: {exc.__class__.__name__}") from None
+        obj = json.loads(raw, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise InvalidEvent("not JSON: not UTF-8") from None
+    except json.JSONDecodeError:
+        raise InvalidEvent("not JSON: JSONDecodeError") from None
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, an integer of too many digits, a deep nest
+        raise InvalidEvent(f"not JSON: {type(exc).__name__}: {str(exc)[:80]}") from None
     if not isinstance(obj, dict):
         raise InvalidEvent(f"expected a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def _field_value(name: str, kind: Any, value: Any, max_text: int = MAX_TEXT) -> Any:
+    """``value`` checked against the field's type (int, float, str, bool, a StrEnum, list[str], ``X | None``)."""
+    if get_origin(kind) in (Union, types.UnionType):
+        if value is None and type(None) in get_args(kind):
+            return None
+        [kind] = [k for k in get_args(kind) if k is not type(None)]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise InvalidEvent(f"{name!r} must be true or false")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+            raise InvalidEvent(f"{name!r} must be a 64-bit integer")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidEvent(f"{name!r} must be a finite number")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str) or len(value) > max_text:
+            raise InvalidEvent(f"{name!r} must be a string of at most {max_text} characters")
+        return value
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        try:
+            return kind(value)
+        except (ValueError, TypeError):
+            raise InvalidEvent(f"{name!r} must be one of {', '.join(str(m.value) for m in kind)}") from None
+    if get_origin(kind) is list:
+        if not isinstance(value, list) or len(value) > MAX_ITEMS:
+            raise InvalidEvent(f"{name!r} must be a list of at most {MAX_ITEMS} items")
+        [item] = get_args(kind)
+        return [_field_value(name, item, v, max_text) for v in value]
+    raise TypeError(f"decode_record: field {name!r} has a type it cannot check: {kind!r}")
+
+
+def decode_record(
+    raw: bytes | str | None, cls: type[R], *, max_bytes: int = MAX_EVENT_BYTES, max_text: int = MAX_TEXT
+) -> R:
+    """The ``cls`` record in ``raw`` (JSON; Faust's metadata and unknown fields ignored), every field checked."""
+    obj = _load_object(raw, max_bytes)
+    values: dict[str, Any] = {}
+    for name, kind in cls._options.fields.items():
+        if name not in obj:
+            if name not in cls._options.defaults:
+                raise InvalidEvent(f"missing field {name!r}")
+            continue
+        values[name] = _field_value(name, kind, obj[name], max_text)
+    return cls(**values)
 
 
 def _positive_int(obj: dict[str, Any], field: str) -> int:
@@ -277,3 +417,50 @@ def parse_daily_task(raw: bytes | str | None) -> DailyTask:
     if not isinstance(task_type, str) or not task_type or len(task_type) > 100:
         raise InvalidEvent("'type' must be a non-empty string")
     return DailyTask(type=task_type, requested_at=_optional_datetime(obj, "requested_at"))
+
+
+#: A dead letter's own bound (its payload is bounded by ``DEAD_LETTER_MAX_PAYLOAD`` when written).
+MAX_LETTER_BYTES = 1024 * 1024
+
+
+def parse_dead_letter(raw: bytes | str | None) -> DeadLetter:
+    """Decode a ``dead-letters`` value (ours, but input like any other)."""
+    return decode_record(raw, DeadLetter, max_bytes=MAX_LETTER_BYTES, max_text=MAX_LETTER_BYTES)
+
+
+def _positive(value: int, name: str) -> int:
+    if not 0 < value < 2**63:
+        raise InvalidEvent(f"{name!r} out of range")
+    return value
+
+
+def parse_digest_retry(raw: bytes | str | None) -> DigestRetry:
+    """Decode a ``digest-retries`` value: its ids positive, its date a date (its timing is checked by the notifier)."""
+    retry = decode_record(raw, DigestRetry)
+    _positive(retry.cafe_id, "cafe_id")
+    _positive(retry.attempt, "attempt")
+    retry.date = _iso_date({"date": retry.date}, "date")
+    return retry
+
+
+def parse_batch_trigger(raw: bytes | str | None) -> BatchTrigger:
+    """Decode a ``recommendation-triggers`` value."""
+    return decode_record(raw, BatchTrigger)
+
+
+def parse_recommendation_request(raw: bytes | str | None) -> RecommendationRequest:
+    """Decode a ``recommendation-requests`` value: a positive user id and a date."""
+    request = decode_record(raw, RecommendationRequest)
+    _positive(request.user_id, "user_id")
+    request.day = _iso_date({"day": request.day}, "day")
+    return request
+
+
+def parse_batch_progress(raw: bytes | str | None) -> BatchProgress:
+    """Decode a ``recommendation-batch-progress`` value; counts and tokens are not negative."""
+    progress = decode_record(raw, BatchProgress)
+    for name in ("total", "user_id", "prompt_tokens", "output_tokens", "total_tokens"):
+        value = getattr(progress, name)
+        if value is not None and value < 0:
+            raise InvalidEvent(f"{name!r} out of range")
+    return progress

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import Counter
@@ -26,43 +25,98 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from faust.types import EventT
 
 from models.records import (
+    DEFAULT_MAX_PAYLOAD,
     DeadLetter,
     DigestRetry,
     InvalidEvent,
+    dead_letter,
     parse_daily_task,
+    parse_dead_letter,
     parse_deadline_passed,
     rejected_event,
 )
 from streams.kafka_security import kafka_options
 from streams.settings import Settings
 
-__all__ = ["DeadLetterSink", "Replay", "ReplayStep", "decode_or_dead_letter", "plan_replay", "replay_dead_letters"]
+__all__ = [
+    "DeadLetterNotWritten",
+    "DeadLetterSink",
+    "Replay",
+    "ReplayStep",
+    "decode_or_dead_letter",
+    "plan_replay",
+    "read_letter",
+    "replay_dead_letters",
+]
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 30.0  # seconds a replay waits for its consumer group's assignment
+#: Tries of one letter's write, the pause before the second, and how long one try waits for the broker's ack.
+LETTER_TRIES, LETTER_BACKOFF, LETTER_TIMEOUT = 3, 0.5, 15.0
 
 T = TypeVar("T")
+
+
+class DeadLetterNotWritten(RuntimeError):
+    """The broker did not take a dead letter: the event it was for must not be acknowledged (it comes again)."""
 
 
 class DeadLetterSink:
     """Publishes dead letters to the ``dead-letters`` topic and counts them (one sink per capability).
 
+    A letter counts once the broker has acknowledged it; one it never takes raises
+    :class:`DeadLetterNotWritten`, so the caller leaves its event unacknowledged instead of losing it.
+    Payloads above ``max_payload`` bytes are truncated (``models.records.dead_letter``): a letter always fits.
     ``malformed`` counts, by source topic, the letters that are malformed events.
     """
 
-    def __init__(self, topic: faust.TopicT) -> None:
+    def __init__(
+        self, topic: faust.TopicT, *, max_payload: int = DEFAULT_MAX_PAYLOAD, backoff: float = LETTER_BACKOFF
+    ) -> None:
         self.topic = topic
+        self.max_payload = max_payload
+        self.backoff = backoff
         self.count = 0
         self.malformed: Counter[str] = Counter()
 
     async def send(self, letter: DeadLetter) -> None:
-        self.count += 1
-        await self.topic.send(key=letter.key or "", value=letter)
+        """Write ``letter`` and wait for the broker's ack (a few tries); raise ``DeadLetterNotWritten`` if none."""
+        for attempt in range(1, LETTER_TRIES + 1):
+            try:
+                async with asyncio.timeout(LETTER_TIMEOUT):
+                    delivered = await self.topic.send(key=letter.key or "", value=letter)
+                    await delivered
+            except Exception as exc:  # the broker: down, slow, or refusing
+                log.error(
+                    "dead letter from %s (%s) not written, try %s of %s: %s",
+                    letter.source_topic,
+                    letter.reason[:100],
+                    attempt,
+                    LETTER_TRIES,
+                    type(exc).__name__,
+                )
+                if attempt == LETTER_TRIES:
+                    raise DeadLetterNotWritten(f"dead letter from {letter.source_topic} not written") from None
+                await asyncio.sleep(self.backoff * attempt)
+            else:
+                self.count += 1
+                return
+
+    async def reject(self, event: EventT, reason: str) -> None:
+        """Dead-letter a stream event we could not process (its topic, partition, offset and value)."""
+        await self.send(rejected_event(event, reason, max_payload=self.max_payload))
+
+    async def give_up(self, source_topic: str, reason: str, key: object, value: bytes | None) -> None:
+        """Dead-letter ``value`` of ``source_topic`` that we gave up on."""
+        await self.send(dead_letter(source_topic, reason, key, value, max_payload=self.max_payload))
 
 
 async def decode_or_dead_letter(event: EventT, parse: Callable[[bytes], T], sink: DeadLetterSink) -> T | None:
-    """The record in a raw external event, or None once a malformed one is logged and dead-lettered."""
+    """The record in a raw event, or None once a malformed one is logged and dead-lettered.
+
+    Raises ``DeadLetterNotWritten`` when its letter could not be written (the event must not be acknowledged).
+    """
     try:
         return parse(event.value)
     except InvalidEvent as exc:
@@ -74,8 +128,8 @@ async def decode_or_dead_letter(event: EventT, parse: Callable[[bytes], T], sink
             message.offset,
             exc,
         )
+        await sink.reject(event, str(exc))
         sink.malformed[message.topic] += 1
-        await sink.send(rejected_event(event, str(exc)))
         return None
 
 
@@ -96,10 +150,18 @@ class ReplayStep:
     plan: Replay | None
 
 
+def read_letter(raw: bytes | None) -> dict[str, Any]:
+    """A ``dead-letters`` value as the fields of its ``DeadLetter``; one that is none says why in ``reason``."""
+    try:
+        return parse_dead_letter(raw).asdict()
+    except InvalidEvent as exc:
+        return {"source_topic": "", "reason": f"not a dead letter: {exc}", "key": None, "payload": None}
+
+
 def plan_replay(letter: dict[str, Any], now: float) -> Replay | None:
-    """What to publish to replay ``letter`` (a ``DeadLetter`` as JSON), or None if it cannot be."""
+    """What to publish to replay ``letter`` (a ``DeadLetter`` as JSON), or None if it cannot be. Never raises."""
     source, payload = str(letter.get("source_topic", "")), letter.get("payload")
-    if not isinstance(payload, str) or payload.startswith("base64:"):
+    if not isinstance(payload, str) or payload.startswith("base64:") or letter.get("truncated"):
         return None
     try:
         if source.endswith(("deadline-passed", "digest-retries")):
@@ -161,20 +223,16 @@ async def replay_dead_letters(
             for messages in batch.values():
                 for message in messages:
                     quiet_since = time.monotonic()
-                    try:
-                        letter = json.loads(message.value)
-                    except ValueError:
-                        letter = {}
-                    plan = plan_replay(letter, time.time()) if isinstance(letter, dict) else None
+                    letter = read_letter(message.value)
+                    plan = plan_replay(letter, time.time())
                     if report is not None:
-                        shown = letter if isinstance(letter, dict) else {}
-                        report(ReplayStep(message.partition, message.offset, shown, plan))
+                        report(ReplayStep(message.partition, message.offset, letter, plan))
                     if plan is None:
                         counts["unreplayable"] += 1
                         log.warning(
                             "dead letter at offset %s cannot be replayed: %s",
                             message.offset,
-                            letter.get("reason") if isinstance(letter, dict) else "not a dead letter",
+                            letter.get("reason"),
                         )
                         continue
                     counts["replayed"] += 1

@@ -1,7 +1,8 @@
 """Every topic, declared once with its spec. Names get ``TOPIC_PREFIX`` in front.
 
-External topics (written by the backend) carry plain JSON and are consumed as raw
-bytes, then decoded by ``models.records``. Internal topics carry our records.
+Every topic is consumed as raw bytes (keys too) and decoded by ``models.records``'
+total decoders: internal topics are input like any other (a record written there by
+anyone else is checked, not trusted). Internal topics carry our records, JSON.
 All topics keyed by cafe id share the partition count of ``deadline-passed``,
 so the notification table is co-partitioned with both its sources. The batch
 planner's and the batch counter's topics have one partition each: one agent
@@ -19,7 +20,6 @@ from typing import Any
 
 import faust
 
-from models.records import BatchProgress, BatchTrigger, DeadLetter, DigestRetry, RecommendationRequest
 from streams.app import app, settings
 from streams.kafka_admin import TopicSpec
 
@@ -48,15 +48,16 @@ def _declare(name: str, *, partitions: int | None = None, strict: bool = True, *
     return topic
 
 
-deadline_passed_topic = _declare("deadline-passed", key_serializer="raw", value_serializer="raw")
-digest_retries_topic = _declare("digest-retries", key_type=str, value_type=DigestRetry)
-dead_letters_topic = _declare("dead-letters", strict=False, key_type=str, value_type=DeadLetter)
-daily_tasks_topic = _declare("daily-tasks", strict=False, key_serializer="raw", value_serializer="raw")
-batch_triggers_topic = _declare("recommendation-triggers", partitions=1, key_type=str, value_type=BatchTrigger)
-recommendation_requests_topic = _declare(
-    "recommendation-requests", strict=False, key_type=str, value_type=RecommendationRequest
-)
-batch_progress_topic = _declare("recommendation-batch-progress", partitions=1, key_type=str, value_type=BatchProgress)
+#: Bytes in, bytes out: records sent to these topics are written as their JSON; what is read is decoded by the agent.
+RAW = {"key_serializer": "raw", "value_serializer": "raw"}
+
+deadline_passed_topic = _declare("deadline-passed", **RAW)
+digest_retries_topic = _declare("digest-retries", **RAW)
+dead_letters_topic = _declare("dead-letters", strict=False, **RAW)
+daily_tasks_topic = _declare("daily-tasks", strict=False, **RAW)
+batch_triggers_topic = _declare("recommendation-triggers", partitions=1, **RAW)
+recommendation_requests_topic = _declare("recommendation-requests", strict=False, **RAW)
+batch_progress_topic = _declare("recommendation-batch-progress", partitions=1, **RAW)
 
 
 def topic_specs() -> list[TopicSpec]:

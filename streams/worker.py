@@ -157,7 +157,7 @@ class Wiring(Service):
 
     def _dead_letters(self) -> DeadLetterSink:
         """A capability's own dead-letter sink (``/metrics`` exports the malformed events of all of them)."""
-        sink = DeadLetterSink(dead_letters_topic)
+        sink = DeadLetterSink(dead_letters_topic, max_payload=self.config.dead_letter_max_payload)
         self.dead_letter_sinks.append(sink)
         return sink
 
@@ -213,7 +213,9 @@ class Wiring(Service):
             rekey=deadline_passed_topic,
             dead_letters=self._dead_letters(),
             digest_format=digest_format_from(config.digest_language, config.digest_currency),
+            assigned=lambda tp: tp in app.consumer.assignment(),
         )
+        self._open.push_async_callback(notifier.close)
         return Notifications(notifier=notifier, telegram=telegram, budget=budget)
 
     def _recommendations(self, database: Database, redis: Redis) -> Recommendations:
@@ -234,13 +236,14 @@ class Wiring(Service):
         else:
             log.error("GEMINI_API_KEYS is not set: recommendation batches will stop at their first user")
         users = UserSelection(database)
+        dead_letters = self._dead_letters()
         outbox = BatchOutbox(requests=recommendation_requests_topic, progress=batch_progress_topic)
         planner = BatchPlanner(
             runs=recommendation_runs,
             users=users,
             outbox=outbox,
             triggers=batch_triggers_topic,
-            dead_letters=self._dead_letters(),
+            dead_letters=dead_letters,
             cron=config.recommendations_cron,
             zone=config.zone,
         )
@@ -249,6 +252,7 @@ class Wiring(Service):
             cache=RecommendationCache(redis, config.zone),
             recommender=recommender,
             outbox=outbox,
+            dead_letters=dead_letters,
             zone=config.zone,
             concurrency=config.recommendation_concurrency,
         )

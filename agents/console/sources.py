@@ -10,7 +10,6 @@ workers, and the page shows exactly what ``replay-dead-letters`` would see.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.db import Cafe
+from streams.dead_letters import read_letter
 from streams.kafka_security import kafka_options
 from streams.settings import Settings
 
@@ -51,14 +51,6 @@ class CafeNames:
 def replay_group(settings: Settings) -> str:
     """The consumer group of ``replay-dead-letters`` (it remembers what was replayed)."""
     return f"{settings.app_id}-dead-letter-replay"
-
-
-def _letter(raw: bytes | None) -> dict[str, Any]:
-    try:
-        letter = json.loads(raw or b"")
-    except ValueError:
-        return {}
-    return letter if isinstance(letter, dict) else {}
 
 
 async def read_dead_letters(
@@ -92,7 +84,7 @@ async def read_dead_letters(
         deadline = time.monotonic() + timeout
         while behind and time.monotonic() < deadline:
             for tp, messages in (await consumer.getmany(*behind, timeout_ms=200)).items():
-                records += [(tp.partition, m.offset, _letter(m.value)) for m in messages if m.offset < ends[tp]]
+                records += [(tp.partition, m.offset, read_letter(m.value)) for m in messages if m.offset < ends[tp]]
                 if messages and messages[-1].offset >= ends[tp] - 1:
                     behind.discard(tp)
     finally:

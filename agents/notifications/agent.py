@@ -9,7 +9,6 @@ from typing import Any
 from agents.notifications.notifier import DigestNotifier
 from agents.notifications.shared_budget import SharedBudget
 from agents.notifications.telegram import TelegramClient
-from models.records import DigestRetry
 from streams.app import app, settings
 from streams.binding import Late
 from streams.topics import deadline_passed_topic, digest_retries_topic
@@ -47,7 +46,8 @@ async def notify_cafe_on_deadline(stream: AsyncIterable[Any]) -> None:
 
 
 @app.agent(digest_retries_topic, name="retry-digest")
-async def retry_digest(stream: AsyncIterable[DigestRetry]) -> None:
+async def retry_digest(stream: AsyncIterable[Any]) -> None:
     """Retry digests that failed, or had to wait, for a reason that may pass (rate limits, outages)."""
-    async for retry in stream:
-        await notifications().notifier.on_retry(retry)
+    manual = stream.noack()  # type: ignore[attr-defined]
+    async for event in manual.events():
+        await notifications().notifier.admit_retry(event, manual.ack)

@@ -63,7 +63,7 @@ class DigestSender(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DigestJob:
-    """One attempt at a digest; ``parts`` and ``chat_id`` are set when continuing a rendered one.
+    """One attempt at a digest, rendered from the database each time; ``parts_sent`` of it went out already.
 
     ``first_attempt_at`` (epoch seconds) starts the clock of ``DIGEST_GIVE_UP_AFTER``.
     """
@@ -72,8 +72,6 @@ class DigestJob:
     order_date: date
     first_attempt_at: float
     attempt: int = 1
-    chat_id: int | None = None
-    parts: tuple[str, ...] | None = None
     parts_sent: int = 0
 
 
@@ -93,7 +91,6 @@ class Retry:
     error: str
     delay: float
     chat_id: int | None = None
-    parts: tuple[str, ...] | None = None
     parts_sent: int = 0
 
 
@@ -104,7 +101,6 @@ class Deferred:
     reason: str
     delay: float
     chat_id: int | None = None
-    parts: tuple[str, ...] | None = None
     parts_sent: int = 0
 
 
@@ -184,17 +180,15 @@ async def deliver(
     sender's budget already: the part is sent again once the pause allows, up to
     ``MAX_RATE_LIMITS_IN_PLACE`` times, then deferred. ``fmt`` is the digest's language and currency.
     """
-    chat_id, parts = job.chat_id, job.parts
-    if parts is None or chat_id is None:
-        try:
-            digest = await source.load_digest(job.cafe_id, job.order_date)
-        except Exception as exc:  # the database is an outside system: any failure is retried
-            return Retry(f"database: {type(exc).__name__}", backoff(job.attempt, None))
-        reason = skip_reason(digest)
-        if reason is not None or digest is None:
-            return Skipped(reason or "cafe not found")
-        chat_id, parts = digest.chat_id, tuple(render_digest(digest, fmt=fmt))
-        assert chat_id is not None  # skip_reason checked it
+    try:
+        digest = await source.load_digest(job.cafe_id, job.order_date)
+    except Exception as exc:  # the database is an outside system: any failure is retried
+        return Retry(f"database: {type(exc).__name__}", backoff(job.attempt, None), parts_sent=job.parts_sent)
+    reason = skip_reason(digest)
+    if reason is not None or digest is None:
+        return Skipped(reason or "cafe not found")
+    chat_id, parts = digest.chat_id, tuple(render_digest(digest, fmt=fmt))
+    assert chat_id is not None  # skip_reason checked it
 
     sent = job.parts_sent
     migrated = False
@@ -214,17 +208,17 @@ async def deliver(
             chat_id = exc.new_chat_id
             continue
         except ThrottleWait as exc:
-            return Deferred(str(exc), exc.delay, chat_id, parts, sent)
+            return Deferred(str(exc), exc.delay, chat_id, sent)
         except TelegramRetryAfter as exc:
             rate_limited += 1
             if rate_limited > MAX_RATE_LIMITS_IN_PLACE:
-                return Deferred(str(exc), backoff(job.attempt, exc.retry_after), chat_id, parts, sent)
+                return Deferred(str(exc), backoff(job.attempt, exc.retry_after), chat_id, sent)
             continue
         except TelegramUnauthorized as exc:
             return Failed(str(exc), chat_id, sent)
         except TelegramError as exc:
             if exc.retryable:
-                return Retry(str(exc), backoff(job.attempt, None), chat_id, parts, sent)
+                return Retry(str(exc), backoff(job.attempt, None), chat_id, sent)
             return Failed(str(exc), chat_id, sent)
         sent += 1
     return Sent(chat_id, len(parts))

@@ -5,6 +5,12 @@ digest that must wait becomes a ``DigestRetry`` on ``digest-retries`` (same key,
 same partition count) and its state lives in the ``digest-deliveries`` table,
 keyed by cafe id with one entry per date. The table also makes delivery
 idempotent: a (cafe, date) with any state is never started again.
+
+Only dates within ``EVENT_DATE_DAYS_BACK``/``_AHEAD`` of today are taken, and the table keeps
+every date of that window, so no burst of dates can push a delivered one out of the duplicate
+check. A retry waits for its ``not_before`` in a task of its own (never in the stream's loop),
+so one due later never holds up those behind it; its event is acknowledged once it was made.
+An event is acknowledged only once it was handled or its dead letter was written.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import faust
 from faust.types import EventT
@@ -36,17 +43,28 @@ from agents.notifications.delivery import (
     retry_delay,
 )
 from agents.notifications.i18n import DigestFormat
-from models.records import DigestRetry, dead_letter, key_text, parse_deadline_passed, rejected_event
+from models.records import (
+    DeadlinePassed,
+    DigestRetry,
+    InvalidEvent,
+    key_text,
+    parse_deadline_passed,
+    parse_digest_retry,
+)
 from streams.concurrency import KeyedLocks, TaskPool
-from streams.dead_letters import DeadLetterSink, decode_or_dead_letter
+from streams.dead_letters import DeadLetterNotWritten, DeadLetterSink, decode_or_dead_letter
 from streams.settings import Settings
 
-__all__ = ["KEPT_DATES", "DigestNotifier"]
+__all__ = ["MAX_WAITING_RETRIES", "DigestNotifier"]
 
 log = logging.getLogger(__name__)
 
-#: Dates of delivery state kept per cafe (bounds the table to one small entry per cafe).
-KEPT_DATES = 14
+#: Retries one worker holds while they wait for their time; past it the retry topic is read no further.
+MAX_WAITING_RETRIES = 10_000
+#: What an event's handling came to when a dead letter it needed could not be written.
+UNWRITTEN = object()
+#: Slack on a retry's ``not_before`` beyond the longest delay the worker itself schedules (jitter, clock skew).
+NOT_BEFORE_SLACK = 60.0
 
 
 class DigestNotifier:
@@ -68,7 +86,9 @@ class DigestNotifier:
         dead_letters: DeadLetterSink,
         digest_format: DigestFormat,
         clock: Callable[[], float] = time.time,
+        assigned: Callable[[Any], bool] = lambda tp: True,
     ) -> None:
+        """``assigned(tp)``: whether this worker still holds partition ``tp`` (a retry that waited checks it)."""
         self.table = table
         self.config = config
         self.source = source
@@ -78,9 +98,14 @@ class DigestNotifier:
         self.dead_letters = dead_letters
         self.digest_format = digest_format
         self.clock = clock
+        self.assigned = assigned
         self.counts: Counter[str] = Counter()
         self.in_flight = TaskPool(config.digest_concurrency)
         self._cafes = KeyedLocks()
+        self._waiting_slots = asyncio.Semaphore(MAX_WAITING_RETRIES)
+        self._waiting: set[asyncio.Task[None]] = set()
+        #: The latest ``not_before`` a retry may name: the longest delay the worker schedules, and some slack.
+        self.max_delay = max(config.notify_backoff_max, config.telegram_max_retry_after) + NOT_BEFORE_SLACK
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -92,18 +117,45 @@ class DigestNotifier:
         """
 
         async def handle() -> None:
-            try:
-                async with self._cafes.hold(key_text(event.key)):
-                    await self.on_deadline_event(event)
-            finally:
+            async with self._cafes.hold(key_text(event.key)):
+                outcome = await self._unless_unwritten(event, self.on_deadline_event(event))
+            if outcome is not UNWRITTEN:
                 await done(event)
 
         await self.in_flight.start(handle)
 
+    async def admit_retry(self, event: EventT, done: Callable[[EventT], Awaitable[object]]) -> None:
+        """Take a raw ``digest-retries`` event: a malformed one is dead-lettered, a good one waits for its time
+        in a task of its own (at most ``MAX_WAITING_RETRIES`` at once), then has its attempt made."""
+        retry = await self._unless_unwritten(event, decode_or_dead_letter(event, self._parse_retry, self.dead_letters))
+        if retry is UNWRITTEN:
+            return
+        if retry is None:
+            await done(event)
+            return
+        await self._waiting_slots.acquire()
+        task = asyncio.ensure_future(self._wait_and_retry(event, retry, done))
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def join(self) -> None:
+        """Wait until every waiting retry and every attempt in flight is done."""
+        while self._waiting or len(self.in_flight):
+            await asyncio.gather(*self._waiting, return_exceptions=True)
+            await self.in_flight.join()
+
+    async def close(self) -> None:
+        """Drop the retries still waiting (their events are not acknowledged: they come again)."""
+        for task in list(self._waiting):
+            task.cancel()
+        await asyncio.gather(*self._waiting, return_exceptions=True)
+
     async def on_deadline_event(self, event: EventT) -> None:
-        """Handle one raw ``deadline-passed`` event; never raises (an exception would lose it)."""
+        """Handle one raw ``deadline-passed`` event; raises only ``DeadLetterNotWritten`` (it must come again)."""
         try:
             await self._on_deadline_event(event)
+        except DeadLetterNotWritten:
+            raise
         except Exception as exc:
             message = event.message
             log.exception(
@@ -111,10 +163,69 @@ class DigestNotifier:
                 message.partition,
                 message.offset,
             )
-            await self.dead_letters.send(rejected_event(event, f"internal error: {type(exc).__name__}"))
+            await self.dead_letters.reject(event, f"internal error: {type(exc).__name__}")
+
+    async def _unless_unwritten(self, event: EventT, work: Awaitable[Any]) -> Any:
+        """``work``'s result, or ``UNWRITTEN`` if a dead letter it needed was not written (the event stays unacked)."""
+        try:
+            return await work
+        except DeadLetterNotWritten:
+            message = event.message
+            log.error(
+                "%s: partition %s offset %s left unacknowledged: its dead letter could not be written; "
+                "it is handled again after a restart or rebalance",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            return UNWRITTEN
+
+    def _window(self) -> tuple[date, date]:
+        """The dates an event may name: ``EVENT_DATE_DAYS_BACK`` before today (in TIMEZONE) to ``_AHEAD`` after."""
+        today = datetime.fromtimestamp(self.clock(), self.config.zone).date()
+        config = self.config
+        return today - timedelta(days=config.event_date_days_back), today + timedelta(days=config.event_date_days_ahead)
+
+    def _in_window(self, day: date) -> None:
+        earliest, latest = self._window()
+        if not earliest <= day <= latest:
+            raise InvalidEvent(f"date {day.isoformat()} outside the accepted window {earliest} .. {latest}")
+
+    def _parse_event(self, raw: bytes) -> DeadlinePassed:
+        record = parse_deadline_passed(raw)
+        self._in_window(record.order_date)
+        return record
+
+    def _parse_retry(self, raw: bytes) -> DigestRetry:
+        retry = parse_digest_retry(raw)
+        self._in_window(date.fromisoformat(retry.date))
+        if retry.not_before > self.clock() + self.max_delay:
+            raise InvalidEvent(f"not_before more than {self.max_delay:.0f} s ahead")
+        return retry
+
+    async def _wait_and_retry(
+        self, event: EventT, retry: DigestRetry, done: Callable[[EventT], Awaitable[object]]
+    ) -> None:
+        try:
+            wait = retry.not_before - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not self.assigned(event.message.tp):
+                log.info("digest cafe=%s date=%s: partition revoked while the retry waited", retry.cafe_id, retry.date)
+                return
+
+            async def handle() -> None:
+                async with self._cafes.hold(str(retry.cafe_id)):
+                    outcome = await self._unless_unwritten(event, self.on_retry(retry))
+                if outcome is not UNWRITTEN:
+                    await done(event)
+
+            await self.in_flight.start(handle)
+        finally:
+            self._waiting_slots.release()
 
     async def _on_deadline_event(self, event: EventT) -> None:
-        record = await decode_or_dead_letter(event, parse_deadline_passed, self.dead_letters)
+        record = await decode_or_dead_letter(event, self._parse_event, self.dead_letters)
         if record is None:
             return
         key = str(record.cafe_id)
@@ -131,15 +242,16 @@ class DigestNotifier:
         await self._apply(job, await self._deliver(job))
 
     async def on_retry(self, retry: DigestRetry) -> None:
-        """Make the attempt a ``DigestRetry`` asks for, once it is due; never raises."""
+        """Make the attempt a due ``DigestRetry`` asks for; raises only ``DeadLetterNotWritten``."""
         try:
             await self._on_retry(retry)
+        except DeadLetterNotWritten:
+            raise
         except Exception as exc:
             log.exception("digest cafe=%s date=%s: unexpected error in retry -> dead letter", retry.cafe_id, retry.date)
             payload = json.dumps({"cafe_id": retry.cafe_id, "date": retry.date}).encode()
             reason = f"internal error: {type(exc).__name__}"
-            letter = dead_letter(self.retries.get_topic_name(), reason, str(retry.cafe_id), payload)
-            await self.dead_letters.send(letter)
+            await self.dead_letters.give_up(self.retries.get_topic_name(), reason, str(retry.cafe_id), payload)
 
     async def _on_retry(self, retry: DigestRetry) -> None:
         key = str(retry.cafe_id)
@@ -154,17 +266,13 @@ class DigestNotifier:
             # Only the record the state last scheduled is current (its not_before is unique to it).
             log.info("digest cafe=%s date=%s: stale retry #%s ignored", key, retry.date, retry.attempt)
             return
-        wait = retry.not_before - self.clock()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        # How far the digest got is the table's word, not the record's; a replay starts over.
         job = DigestJob(
             cafe_id=retry.cafe_id,
             order_date=date.fromisoformat(retry.date),
             first_attempt_at=self.clock() if retry.replay else retry.first_attempt_at or retry.not_before,
             attempt=retry.attempt,
-            chat_id=retry.chat_id,
-            parts=tuple(retry.parts) if retry.parts else None,
-            parts_sent=retry.parts_sent,
+            parts_sent=0 if retry.replay or state is None else state.parts_sent,
         )
         await self._apply(job, await self._deliver(job))
 
@@ -189,8 +297,10 @@ class DigestNotifier:
         )
 
     def _save(self, key: str, day: str, state: DeliveryState) -> None:
+        """Store ``state``; the dates before the window are dropped (no event can name them again)."""
+        earliest = self._window()[0].isoformat()
         states = {**(self.table.get(key) or {}), day: state.to_dict()}
-        self.table[key] = {d: states[d] for d in sorted(states)[-KEPT_DATES:]}
+        self.table[key] = {d: states[d] for d in sorted(states) if d >= earliest}
 
     def _give_up(self, job: DigestJob, outcome: Outcome, now: float) -> Outcome:
         """A ``Failed`` for a ``Retry`` out of attempts, or any later one past ``DIGEST_GIVE_UP_AFTER``."""
@@ -219,21 +329,22 @@ class DigestNotifier:
                 level = logging.WARNING if reason == "cafe not found" else logging.INFO
                 log.log(level, "%s: nothing sent (%s)", tag, reason)
                 self._save(key, day, DeliveryState(DeliveryStatus.SKIPPED, job.attempt, now, last_error=reason))
-            case Retry(error=error, delay=delay, chat_id=chat_id, parts=parts, parts_sent=sent):
+            case Retry(error=error, delay=delay, chat_id=chat_id, parts_sent=sent):
                 self.counts["retried"] += 1
                 log.warning("%s: %s; retry in %.1fs", tag, error, delay)
-                await self._later(job, job.attempt + 1, now + delay, error, chat_id, parts, sent)
-            case Deferred(reason=reason, delay=delay, chat_id=chat_id, parts=parts, parts_sent=sent):
+                await self._later(job, job.attempt + 1, now + delay, error, chat_id, sent)
+            case Deferred(reason=reason, delay=delay, chat_id=chat_id, parts_sent=sent):
                 self.counts["deferred"] += 1
                 log.info("%s: %s; flow control, trying again in %.1fs", tag, reason, delay)
-                await self._later(job, job.attempt, now + delay, reason, chat_id, parts, sent)
+                await self._later(job, job.attempt, now + delay, reason, chat_id, sent)
             case Failed(error=error, chat_id=chat_id, parts_sent=sent):
-                self.counts["failed"] += 1
                 log.error("%s: delivery failed: %s -> dead letter", tag, error)
+                payload = json.dumps({"cafe_id": job.cafe_id, "date": day}).encode()
+                # The letter first: if it cannot be written, the event comes again and finds no final state.
+                await self.dead_letters.give_up(self.rekey.get_topic_name(), error, key, payload)
+                self.counts["failed"] += 1
                 state = DeliveryState(DeliveryStatus.FAILED, job.attempt, now, sent, None, error, chat_id, first)
                 self._save(key, day, state)
-                payload = json.dumps({"cafe_id": job.cafe_id, "date": day}).encode()
-                await self.dead_letters.send(dead_letter(self.rekey.get_topic_name(), error, key, payload))
 
     async def _later(
         self,
@@ -242,7 +353,6 @@ class DigestNotifier:
         not_before: float,
         why: str,
         chat_id: int | None,
-        parts: tuple[str, ...] | None,
         parts_sent: int,
     ) -> None:
         """Record that the digest waits until ``not_before`` and schedule that ``attempt`` on the retry topic."""
@@ -265,9 +375,6 @@ class DigestNotifier:
                 date=day,
                 attempt=attempt,
                 not_before=not_before,
-                chat_id=chat_id,
-                parts=list(parts) if parts else None,
-                parts_sent=parts_sent,
                 first_attempt_at=job.first_attempt_at,
             ),
         )

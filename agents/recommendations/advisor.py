@@ -23,8 +23,9 @@ from agents.recommendations.keypool import AllKeysExhausted
 from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.ports import Cache, Recommender, UserSource
 from agents.recommendations.usage import Answer, TokenUsage
-from models.records import BatchProgress, ProgressKind, RecommendationRequest
+from models.records import BatchProgress, ProgressKind, RecommendationRequest, parse_recommendation_request
 from streams.concurrency import KeyedLocks, TaskPool
+from streams.dead_letters import DeadLetterNotWritten, DeadLetterSink, decode_or_dead_letter
 
 __all__ = ["NoGeminiKeys", "UserAdvisor"]
 
@@ -48,6 +49,7 @@ class UserAdvisor:
         cache: Cache,
         recommender: Recommender,
         outbox: BatchOutbox,
+        dead_letters: DeadLetterSink,
         zone: ZoneInfo,
         concurrency: int,
         clock: Callable[[], float] = time.time,
@@ -56,6 +58,7 @@ class UserAdvisor:
         self.cache = cache
         self.recommender = recommender
         self.outbox = outbox
+        self.dead_letters = dead_letters
         self.zone = zone
         self.clock = clock
         self.in_flight = TaskPool(concurrency)
@@ -64,8 +67,18 @@ class UserAdvisor:
         self.exhausted: set[str] = set()
 
     async def admit(self, event: EventT, done: Callable[[EventT], Awaitable[object]]) -> None:
-        """Handle a request once a slot is free; ``done`` (the stream's ack) is called once it is handled."""
-        request: RecommendationRequest = event.value
+        """Handle a request once a slot is free; ``done`` (the stream's ack) is called once it is handled.
+
+        A malformed request is dead-lettered and acknowledged; one whose letter is not written is not acknowledged.
+        """
+        try:
+            request = await decode_or_dead_letter(event, parse_recommendation_request, self.dead_letters)
+        except DeadLetterNotWritten:
+            log.error("recommendation-requests: offset %s: its dead letter could not be written", event.message.offset)
+            return
+        if request is None:
+            await done(event)
+            return
 
         async def handle() -> None:
             try:

@@ -16,9 +16,17 @@ from agents.recommendations.advisor import UserAdvisor
 from agents.recommendations.counter import BatchCounter
 from agents.recommendations.gemini import GeminiRecommender
 from agents.recommendations.planner import TRIGGER_KEY, BatchPlanner
-from models.records import BatchProgress, BatchTrigger, ProgressKind, TriggerReason
+from models.records import (
+    BatchProgress,
+    BatchTrigger,
+    ProgressKind,
+    TriggerReason,
+    parse_batch_progress,
+    parse_batch_trigger,
+)
 from streams.app import app, settings
 from streams.binding import Late
+from streams.dead_letters import DeadLetterNotWritten, decode_or_dead_letter
 from streams.topics import batch_progress_topic, batch_triggers_topic, daily_tasks_topic, recommendation_requests_topic
 
 __all__ = [
@@ -106,14 +114,19 @@ async def accept_daily_task(stream: AsyncIterable[Any]) -> None:
 
 
 @app.agent(batch_triggers_topic, name="plan-recommendation-batch")
-async def plan_recommendation_batch(stream: AsyncIterable[BatchTrigger]) -> None:
+async def plan_recommendation_batch(stream: AsyncIterable[Any]) -> None:
     """Start a recommendation batch when one is requested or due."""
-    async for trigger in stream:
+    async for event in stream.events():  # type: ignore[attr-defined]
+        planner = recommendations().planner
         try:
-            await recommendations().planner.on_trigger(trigger)
+            trigger = await decode_or_dead_letter(event, parse_batch_trigger, planner.dead_letters)
+            if trigger is not None:
+                await planner.on_trigger(trigger)
+        except DeadLetterNotWritten:
+            log.error("recommendation-triggers: offset %s: its dead letter could not be written", event.message.offset)
         except Exception as exc:
             # The next tick retries a scheduled batch; a manual one must be requested again.
-            log.error("recommendations: %s trigger failed: %s: %s", trigger.reason, type(exc).__name__, exc)
+            log.error("recommendations: trigger failed: %s: %s", type(exc).__name__, exc)
 
 
 @app.agent(recommendation_requests_topic, name="recommend-for-user")
@@ -125,10 +138,17 @@ async def recommend_for_user(stream: AsyncIterable[Any]) -> None:
 
 
 @app.agent(batch_progress_topic, name="count-batch-progress")
-async def count_batch_progress(stream: AsyncIterable[BatchProgress]) -> None:
+async def count_batch_progress(stream: AsyncIterable[Any]) -> None:
     """Keep each batch's counts, log its progress, and resend stalled batches' missing users."""
-    async for event in stream:
+    async for event in stream.events():  # type: ignore[attr-defined]
+        service = recommendations()
         try:
-            await recommendations().counter.on_progress(event)
+            progress = await decode_or_dead_letter(event, parse_batch_progress, service.planner.dead_letters)
+            if progress is not None:
+                await service.counter.on_progress(progress)
+        except DeadLetterNotWritten:
+            log.error(
+                "recommendation-batch-progress: offset %s: its dead letter could not be written", event.message.offset
+            )
         except Exception:
-            log.exception("recommendations: bad progress event for batch %s", event.batch_id)
+            log.exception("recommendations: progress event at offset %s failed", event.message.offset)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Sized
-from datetime import date
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import pytest
@@ -17,7 +17,7 @@ from tests.integration.harness import eventually
 from tests.integration.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
-DAY = date(2026, 11, 25)
+DAY = datetime.now(UTC).date()  # deadline events must name a date near today (EVENT_DATE_DAYS_*)
 SizedT = TypeVar("SizedT", bound=Sized)
 
 scalars = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), st.text(max_size=30), st.integers())

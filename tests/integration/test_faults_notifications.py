@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +15,7 @@ from tests.integration.harness import WorkerProcess, eventually, free_port
 from tests.integration.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
-DAY = date(2026, 11, 25)
+DAY = datetime.now(UTC).date()  # deadline events must name a date near today (EVENT_DATE_DAYS_*)
 
 
 async def cafes_with_orders(factory, count: int, first_chat: int) -> list:

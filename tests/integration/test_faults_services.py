@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from datetime import date
 
 import aiohttp
 import pytest
@@ -17,7 +16,7 @@ from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.integration.conftest import BOT_TOKEN, start_worker, worker_env
 from tests.integration.harness import AUTH, REPO, eventually
-from tests.integration.recommendations import KEYS, REDIS_URL, ZONE, active_user, batches, cached, reset_data
+from tests.integration.recommendations import KEYS, REDIS_URL, ZONE, active_user, batches, cached, reset_data, today
 
 pytestmark = pytest.mark.integration
 OUTAGE = 30.0
@@ -76,12 +75,14 @@ async def test_redis_then_postgres_down_for_30s_each(test_database_url, factory,
 
         # PostgreSQL down: the digest is retried with backoff and arrives once it is back.
         cafe = await factory.cafe("Outage Cafe", chat_id=-12_000_001)
-        await factory.order(users[0], await factory.combo(cafe), date(2026, 11, 25))
+        await factory.order(users[0], await factory.combo(cafe), today())
         services("stop", "postgres")
         try:
             async with EventPublisher(settings) as publisher:
-                await publisher.deadline_passed(cafe.id, date(2026, 11, 25))
-            await eventually(lambda: f"digest cafe={cafe.id} date=2026-11-25 attempt=2: database" in worker.logs(), 30)
+                await publisher.deadline_passed(cafe.id, today())
+            await eventually(
+                lambda: f"digest cafe={cafe.id} date={today().isoformat()} attempt=2: database" in worker.logs(), 30
+            )
 
             async def postgres_reported_down() -> bool:  # probes are cached for 5 s: the next one sees it
                 status, body = await health(port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from datetime import date
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +15,7 @@ from tests.integration.harness import eventually
 from tests.integration.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
-DAY = date(2026, 11, 25)
+DAY = datetime.now(UTC).date()  # deadline events must name a date near today (EVENT_DATE_DAYS_*)
 _chats = iter(range(-4_000_001, -5_000_000, -1))
 
 
@@ -67,7 +67,7 @@ async def test_orders_produce_one_html_digest_with_every_field(worker, telegram,
     assert message.params["chat_id"] == cafe.tg_chat_id
     text = message.text
     assert text.startswith(
-        "<b>Orders for Trattoria &lt;Roma&gt; &amp; Co</b>\nDate: Wednesday, November 25, 2026 · 2 orders\n\n"
+        f"<b>Orders for Trattoria &lt;Roma&gt; &amp; Co</b>\nDate: {DAY:%A, %B} {DAY.day}, {DAY.year} · 2 orders\n\n"
         # the preparation summary: combos then items, most ordered first; the cancelled order counts nowhere
         "<b>To prepare</b>\nBusiness lunch \u00d7 1\nLight \u00d7 1\nCaesar \u00d7 2\nBorscht \u00d7 1\n\n1. <b>"
     )

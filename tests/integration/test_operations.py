@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -19,7 +19,7 @@ from tests.integration.harness import AUTH, REPO, eventually
 from tests.integration.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
-DAY = date(2026, 11, 25)
+DAY = datetime.now(UTC).date()  # deadline events must name a date near today (EVENT_DATE_DAYS_*)
 
 
 async def get(settings: Settings, path: str) -> tuple[int, str]:
@@ -71,7 +71,7 @@ async def test_health_reports_every_service(worker, worker_settings):
 async def test_cli_send_deadline_then_views_and_metrics_show_it(worker, worker_settings, telegram, factory):
     cafe = await cafe_with_order(factory, -8_000_001)
     out = cli(worker.env, "send-deadline", "--cafe-id", str(cafe.id), "--date", DAY.isoformat())
-    assert f"deadline-passed published: cafe {cafe.id}, 2026-11-25" in out
+    assert f"deadline-passed published: cafe {cafe.id}, {DAY.isoformat()}" in out
     await eventually(lambda: to_chat(telegram, cafe.tg_chat_id, delivered=True))
     status, body = await get(worker_settings, "/notifications/")
     assert status == 200

@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -21,7 +21,7 @@ from tests.integration.conftest import BOT_TOKEN, start_worker, worker_env
 from tests.integration.harness import AUTH, REPO, WorkerProcess, eventually, free_port
 
 pytestmark = pytest.mark.integration
-DAY = date(2026, 11, 25)
+DAY = datetime.now(UTC).date()  # deadline events must name a date near today (EVENT_DATE_DAYS_*)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -19,9 +20,9 @@ from agents.notifications.notifier import DigestNotifier
 from agents.notifications.telegram_errors import TelegramForbidden, TelegramRetryAfter, TelegramServerError
 from models.records import DigestRetry
 from streams.dead_letters import DeadLetterSink
-from tests.unit.fakes import FakeTopic
+from tests.unit.fakes import FakeTopic, delivered
 
-DAY = date(2026, 11, 25)
+DAY = datetime.now(UTC).date()  # deadline events must name a date near today (EVENT_DATE_DAYS_*)
 
 
 class FakeStore:
@@ -120,7 +121,7 @@ async def test_digest_is_sent_and_recorded_once(wired):
     retries.send.assert_not_awaited()
     dead_letters.send.assert_not_awaited()
     [(partition, key, value)] = wired.changelog  # the state reached the changelog, in the event's partition
-    assert (partition, key, value["2026-11-25"]["status"]) == (0, "5", "sent")
+    assert (partition, key, value[DAY.isoformat()]["status"]) == (0, "5", "sent")
 
 
 async def test_malformed_event_goes_to_dead_letters_and_the_agent_goes_on(wired):
@@ -160,8 +161,9 @@ async def test_rate_limited_digest_is_deferred_to_the_retry_topic_with_its_state
     retry: DigestRetry = retries.send.await_args.kwargs["value"]
     assert retries.send.await_args.kwargs["key"] == "5"
     # Flow control: the same attempt continues later.
-    assert (retry.cafe_id, retry.date, retry.attempt, retry.chat_id, retry.parts_sent) == (5, "2026-11-25", 1, -77, 0)
-    assert retry.parts and "Alice" in retry.parts[0]
+    # It names the attempt only: the retry renders the digest from the database again.
+    assert (retry.cafe_id, retry.date, retry.attempt, retry.replay) == (5, DAY.isoformat(), 1, False)
+    assert set(retry.asdict()) == {"cafe_id", "date", "attempt", "not_before", "replay", "first_attempt_at"}
     saved = state()
     assert saved["status"] == "retrying" and saved["attempts"] == 1
     assert saved["next_attempt_at"] == retry.not_before
@@ -171,7 +173,7 @@ async def test_rate_limited_digest_is_deferred_to_the_retry_topic_with_its_state
     assert wired.notifier.counts["deferred"] == 1
 
 
-async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
+async def test_retry_agent_renders_the_digest_again_and_marks_it_sent(wired):
     sender, retries = wired.sender, wired.retries
     sender.failures.extend(rate_limited(0))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
@@ -179,9 +181,10 @@ async def test_retry_agent_sends_the_saved_parts_and_marks_sent(wired):
         await wired.notifier.in_flight.join()
     retry: DigestRetry = retries.send.await_args.kwargs["value"]
     async with notifications.retry_digest.test_context() as agent:
-        await agent.put(retry, key="5")
-        await agent.put(retry, key="5")  # a duplicate retry record is stale
-    assert len(sender.sent) == 1 and "Alice" in sender.sent[0][1]
+        await agent.put(retry.dumps(), key=b"5")
+        await agent.put(retry.dumps(), key=b"5")  # a duplicate retry record is stale
+        await wired.notifier.join()
+    assert wired.store.loads == 2 and len(sender.sent) == 1 and "Alice" in sender.sent[0][1]
     assert state()["status"] == "sent" and state()["attempts"] == 1
 
 
@@ -195,18 +198,20 @@ async def test_a_storm_of_429s_never_dead_letters_a_digest(wired, monkeypatch):
     for _ in range(10):  # ten more rounds of deferral, far past NOTIFY_MAX_ATTEMPTS
         sender.failures.extend(rate_limited(0))
         async with notifications.retry_digest.test_context() as agent:
-            await agent.put(retries.send.await_args.kwargs["value"], key="5")
+            await agent.put(retries.send.await_args.kwargs["value"].dumps(), key=b"5")
+            await wired.notifier.join()
     assert retries.send.await_count == 11
     dead_letters.send.assert_not_awaited()
     assert state()["status"] == "retrying" and state()["attempts"] == 1
     async with notifications.retry_digest.test_context() as agent:
-        await agent.put(retries.send.await_args.kwargs["value"], key="5")
+        await agent.put(retries.send.await_args.kwargs["value"].dumps(), key=b"5")
+        await wired.notifier.join()
     assert state()["status"] == "sent" and len(sender.sent) == 1
 
 
 async def test_a_digest_is_given_up_on_after_digest_give_up_after(wired, monkeypatch):
     sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
-    clock = SimpleNamespace(now=1_000_000.0)
+    clock = SimpleNamespace(now=time.time())
     monkeypatch.setattr(wired.notifier, "clock", lambda: clock.now)
     sender.failures.extend(rate_limited(60))
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
@@ -216,7 +221,8 @@ async def test_a_digest_is_given_up_on_after_digest_give_up_after(wired, monkeyp
     clock.now += notifications.settings.digest_give_up_after * 3600 - 30  # the next wait would pass the bound
     sender.failures.extend(rate_limited(60))
     async with notifications.retry_digest.test_context() as agent:
-        await agent.put(retry, key="5")
+        await agent.put(retry.dumps(), key=b"5")
+        await wired.notifier.join()
     assert retries.send.await_count == 1
     letter = dead_letters.send.await_args.kwargs["value"]
     assert letter.reason.startswith("gave up after 6.0 h: ") and "429" in letter.reason
@@ -226,7 +232,7 @@ async def test_a_digest_is_given_up_on_after_digest_give_up_after(wired, monkeyp
 async def test_failures_use_up_attempts_and_end_in_a_dead_letter(wired, monkeypatch):
     sender, retries, dead_letters = wired.sender, wired.retries, wired.dead_letters
     wired.notifier.config = notifications.settings.model_copy(update={"notify_max_attempts": 2})
-    clock = SimpleNamespace(now=1_000_000.0)
+    clock = SimpleNamespace(now=time.time())
     monkeypatch.setattr(wired.notifier, "clock", lambda: clock.now)
     sender.failures.extend([TelegramServerError("sendMessage", 502, "Bad Gateway")] * 2)
     async with notifications.notify_cafe_on_deadline.test_context() as agent:
@@ -236,7 +242,8 @@ async def test_failures_use_up_attempts_and_end_in_a_dead_letter(wired, monkeypa
     assert retry.attempt == 2
     clock.now = retry.not_before  # due now: no waiting out the backoff
     async with notifications.retry_digest.test_context() as agent:
-        await agent.put(retry, key="5")
+        await agent.put(retry.dumps(), key=b"5")
+        await wired.notifier.join()
     letter = dead_letters.send.await_args.kwargs["value"]
     assert letter.reason.startswith("gave up after 2 attempts: ") and "502" in letter.reason
     assert state()["status"] == "failed" and state()["attempts"] == 2
@@ -250,7 +257,7 @@ async def test_forbidden_is_not_retried_and_is_dead_lettered(wired):
         await wired.notifier.in_flight.join()
     retries.send.assert_not_awaited()
     letter = dead_letters.send.await_args.kwargs["value"]
-    assert json.loads(letter.payload) == {"cafe_id": 5, "date": "2026-11-25"}
+    assert json.loads(letter.payload) == {"cafe_id": 5, "date": DAY.isoformat()}
     assert state()["status"] == "failed"
 
 
@@ -289,3 +296,93 @@ async def test_several_cafes_are_handled_at_the_same_time(wired, monkeypatch):
         await wired.notifier.in_flight.join()
     assert sorted(chat for chat, _ in sender.sent) == [-77, -66, -55]
     wired.dead_letters.send.assert_not_awaited()
+
+
+async def test_a_date_outside_the_window_is_a_dead_letter_and_sends_nothing(wired):
+    far = DAY.replace(year=DAY.year + 1).isoformat()
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(day=far), key=b"5")
+        await wired.notifier.in_flight.join()
+    assert wired.sender.sent == []
+    letter = wired.dead_letters.send.await_args.kwargs["value"]
+    assert letter.reason.startswith(f"date {far} outside the accepted window ")
+    assert wired.notifier.dead_letters.malformed["deadline-passed"] == 1
+
+
+async def test_many_future_dates_cannot_push_today_out_of_the_duplicate_check(wired):
+    async with notifications.notify_cafe_on_deadline.test_context() as agent:
+        await agent.put(event(), key=b"5")
+        for days in range(1, 15):  # fourteen later dates: all but two outside the window
+            later = DAY.toordinal() + days
+            await agent.put(event(day=type(DAY).fromordinal(later).isoformat()), key=b"5")
+        await agent.put(event(), key=b"5")  # today's deadline delivered again
+        await wired.notifier.in_flight.join()
+    assert len(wired.sender.sent) == 3  # today, +1 and +2; the twelve dates past the window were dead letters
+    assert wired.notifier.counts["duplicates"] == 1
+    assert DAY.isoformat() in notifications.digest_deliveries["5"]
+
+
+async def test_a_retry_due_far_ahead_does_not_hold_up_the_one_behind_it(wired):
+    now = time.time()
+    later = DigestRetry(cafe_id=5, date=DAY.isoformat(), attempt=1, not_before=now + 600, replay=True)
+    due = DigestRetry(cafe_id=5, date=DAY.isoformat(), attempt=1, not_before=now, replay=True)
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(later.dumps(), key=b"5")
+        await agent.put(due.dumps(), key=b"5")
+        await asyncio.wait_for(wired.notifier.in_flight.join(), 5)
+        for _ in range(50):
+            if wired.sender.sent:
+                break
+            await asyncio.sleep(0.02)
+        assert [chat for chat, _ in wired.sender.sent] == [-77]  # the due one went, the later one still waits
+        assert len(wired.notifier._waiting) == 1
+        await wired.notifier.close()
+
+
+async def test_a_retry_naming_a_time_far_ahead_is_a_dead_letter(wired):
+    forged = DigestRetry(cafe_id=5, date=DAY.isoformat(), attempt=1, not_before=time.time() + 365 * 86400)
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(forged.dumps(), key=b"5")
+        await wired.notifier.join()
+    letter = wired.dead_letters.send.await_args.kwargs["value"]
+    assert "not_before more than" in letter.reason and wired.sender.sent == []
+
+
+async def test_a_forged_retry_can_only_send_the_digest_the_database_holds_to_its_chat(wired):
+    forged = json.dumps(
+        {
+            "cafe_id": 5,
+            "date": DAY.isoformat(),
+            "attempt": 1,
+            "not_before": time.time(),
+            "replay": True,
+            "chat_id": -999,
+            "parts": ['<a href="https://evil.example">pay here</a>'],
+        }
+    ).encode()
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(forged, key=b"5")
+        await wired.notifier.join()
+    [(chat, text)] = wired.sender.sent
+    assert chat == -77 and "Alice" in text and "evil" not in text
+
+
+async def test_an_event_whose_dead_letter_is_not_written_is_not_acknowledged(wired, monkeypatch):
+    monkeypatch.setattr(wired.notifier.dead_letters, "backoff", 0.0)
+    wired.dead_letters.send.side_effect = ConnectionError("broker down")
+    acked: list[object] = []
+
+    async def ack(event: object) -> None:
+        acked.append(event)
+
+    raw = SimpleNamespace(
+        key=b"5", value=b"not json", message=SimpleNamespace(topic="deadline-passed", partition=0, offset=3)
+    )
+    await wired.notifier.admit(raw, ack)
+    await wired.notifier.in_flight.join()
+    assert acked == [] and wired.notifier.dead_letters.count == 0
+    assert wired.dead_letters.send.await_count == 3  # tried, then left for redelivery
+    wired.dead_letters.send.side_effect = lambda *a, **k: delivered()
+    await wired.notifier.admit(raw, ack)
+    await wired.notifier.in_flight.join()
+    assert acked == [raw] and wired.notifier.dead_letters.count == 1

@@ -110,7 +110,14 @@ def wired(monkeypatch):
         clock=lambda: NOON,
     )
     advisor = UserAdvisor(
-        users=users, cache=cache, recommender=gemini, outbox=outbox, zone=zone, concurrency=4, clock=lambda: NOON
+        users=users,
+        cache=cache,
+        recommender=gemini,
+        outbox=outbox,
+        dead_letters=planner.dead_letters,
+        zone=zone,
+        concurrency=4,
+        clock=lambda: NOON,
     )
     counter = BatchCounter(
         batches=reco.recommendation_batches,
@@ -142,7 +149,7 @@ async def test_generate_task_becomes_a_manual_trigger_and_others_are_ignored(wir
 
 async def test_manual_trigger_fans_out_one_request_per_active_user(wired):
     async with reco.plan_recommendation_batch.test_context() as agent:
-        await agent.put(BatchTrigger(reason="manual"), key="daily")
+        await agent.put(BatchTrigger(reason="manual").dumps(), key="daily")
     [started] = sent_values(wired.progress)
     assert (started.kind, started.total, started.day, started.trigger) == ("started", 3, "2026-11-25", "manual")
     requests = wired.requests.await_args_list
@@ -153,20 +160,20 @@ async def test_manual_trigger_fans_out_one_request_per_active_user(wired):
 async def test_a_daily_task_delivered_again_starts_no_second_batch(wired):
     trigger = BatchTrigger(reason="manual", source="daily-tasks:0:41")
     async with reco.plan_recommendation_batch.test_context() as agent:
-        await agent.put(trigger, key="daily")
-        await agent.put(trigger, key="daily")  # redelivered after a crash
-        await agent.put(BatchTrigger(reason="manual", source="daily-tasks:0:42"), key="daily")  # a new task
+        await agent.put(trigger.dumps(), key="daily")
+        await agent.put(trigger.dumps(), key="daily")  # redelivered after a crash
+        await agent.put(BatchTrigger(reason="manual", source="daily-tasks:0:42").dumps(), key="daily")  # a new task
     assert [p.kind for p in sent_values(wired.progress)] == ["started", "started"]
 
 
 async def test_first_tick_only_initialises_the_schedule_and_a_missed_fire_catches_up(wired):
     async with reco.plan_recommendation_batch.test_context() as agent:
-        await agent.put(BatchTrigger(reason="tick"), key="daily")
+        await agent.put(BatchTrigger(reason="tick").dumps(), key="daily")
         assert wired.progress.await_count == 0
         assert reco.recommendation_runs["schedule"]["batch_id"] is None
         reco.recommendation_runs.data["schedule"] = {"last_fire": 0.0, "batch_id": None}  # a day was missed
-        await agent.put(BatchTrigger(reason="tick"), key="daily")
-        await agent.put(BatchTrigger(reason="tick"), key="daily")  # and it runs once
+        await agent.put(BatchTrigger(reason="tick").dumps(), key="daily")
+        await agent.put(BatchTrigger(reason="tick").dumps(), key="daily")  # and it runs once
     [started] = sent_values(wired.progress)
     assert started.trigger == "catch-up"
     assert reco.recommendation_runs["schedule"]["batch_id"] == started.batch_id
@@ -177,7 +184,7 @@ async def test_per_user_outcomes(wired):
     requests = [RecommendationRequest(batch_id="b", user_id=u, day="2026-11-25") for u in (1, 2, 9)]
     async with reco.recommend_for_user.test_context() as agent:
         for request in requests:
-            await agent.put(request, key=str(request.user_id))
+            await agent.put(request.dumps(), key=str(request.user_id))
         await wired.advisor.in_flight.join()
     events = sent_values(wired.progress)
     by_user = {e.user_id: e.kind for e in events}
@@ -195,7 +202,7 @@ async def test_exhausted_keys_stop_the_batch_and_skip_the_rest_without_calls(wir
     wired.advisor.in_flight = TaskPool(1)  # one after another: the first user meets the exhausted keys
     async with reco.recommend_for_user.test_context() as agent:
         for user in (1, 2, 3):
-            await agent.put(RecommendationRequest(batch_id="b", user_id=user, day="2026-11-25"), key=str(user))
+            await agent.put(RecommendationRequest(batch_id="b", user_id=user, day="2026-11-25").dumps(), key=str(user))
         await wired.advisor.in_flight.join()
     kinds = [e.kind for e in sent_values(wired.progress)]
     assert kinds == ["stopped", "skipped", "skipped", "skipped"]
@@ -211,7 +218,7 @@ async def test_counter_counts_each_user_once_and_finishes(wired):
     ]
     async with reco.count_batch_progress.test_context() as agent:
         for event in events:
-            await agent.put(event, key="b")
+            await agent.put(event.dumps(), key="b")
     counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
     assert (counts.succeeded, counts.skipped, counts.status, counts.finished_at) == (2, 0, BatchStatus.FINISHED, 4.0)
     assert list(reco.recommendation_batch_users.keys()) == []  # forgotten once the batch finished
@@ -227,7 +234,7 @@ async def test_counter_sums_tokens_even_of_a_user_counted_already(wired):
     ]
     async with reco.count_batch_progress.test_context() as agent:
         for event in events:
-            await agent.put(event, key="b")
+            await agent.put(event.dumps(), key="b")
     counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
     assert (counts.succeeded, counts.failed, counts.status) == (1, 1, BatchStatus.FINISHED)
     assert (counts.prompt_tokens, counts.output_tokens, counts.total_tokens) == (600, 80, 680)
@@ -248,12 +255,12 @@ async def test_a_stalled_batch_gets_its_missing_users_resent_then_is_abandoned(w
     reco.recommendation_batch_users.data["b:2"] = "succeeded"
     sweep = BatchProgress(batch_id="sweep", kind="sweep", at=0.0)
     async with reco.count_batch_progress.test_context() as agent:
-        await agent.put(sweep, key="sweep")
+        await agent.put(sweep.dumps(), key="sweep")
         assert sorted(v.user_id for v in sent_values(wired.requests)) == [1, 3]
         counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
         assert counts.resent == 1 and counts.updated_at == NOON  # the counter folds its own resend
         reco.recommendation_batches.data["b"] = {**stalled.to_dict(), "resent": 3}
-        await agent.put(sweep, key="sweep")
+        await agent.put(sweep.dumps(), key="sweep")
     counts = BatchCounts.from_dict(reco.recommendation_batches["b"])
     assert (counts.failed, counts.status, counts.finished_at) == (2, BatchStatus.FINISHED, NOON)
     assert counts.stopped_reason == "users never reported after resends"
