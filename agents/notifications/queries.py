@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, Date, Integer, Select, and_, any_, bindparam, func, select, update
+import asyncpg
+from sqlalchemy import ARRAY, BigInteger, Date, Select, and_, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from agents.notifications.digest import CafeDigest, OrderLine
-from models.database import Database, Row
+from models.database import DROPPED, Database, Row
 from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
 from streams.batching import Batcher
 
-__all__ = ["DIGESTS_STATEMENT", "DIGEST_STATEMENT", "MOVE_CHAT", "READ_LINGER", "DigestStore", "digest_query"]
+__all__ = [
+    "DIGESTS_STATEMENT",
+    "DIGEST_STATEMENT",
+    "MOVE_CHAT",
+    "READ_LINGER",
+    "UNREACHABLE",
+    "DigestStore",
+    "digest_query",
+]
 
 log = logging.getLogger(__name__)
+
+#: Failures that say PostgreSQL was not reached (down, restarting, out of connections): reading each cafe alone
+#: would only fail as often again.
+UNREACHABLE = (
+    *DROPPED,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
 
 #: Seconds a digest's read waits for the others that may ask at once, to go to PostgreSQL with them.
 READ_LINGER = 0.005
@@ -27,11 +47,11 @@ READ_LINGER = 0.005
 def _digest_statement(*, several: bool) -> Select[Any]:
     """The cafe ``:cafe_id`` (``several``: the cafes ``:cafe_ids``) and its non-cancelled orders of
     ``:order_date``, with user, combo and items: one row per order (or one row with NULL order columns
-    for a cafe without any), by cafe."""
+    for a cafe without any), by cafe. Ids are bound as 64-bit (``bigint``, as the backend's ids are)."""
     if several:
-        cafes = Cafe.id == any_(bindparam("cafe_ids", type_=ARRAY(Integer)))
+        cafes = Cafe.id == any_(bindparam("cafe_ids", type_=ARRAY(BigInteger)))
     else:
-        cafes = Cafe.id == bindparam("cafe_id", type_=Integer)
+        cafes = Cafe.id == bindparam("cafe_id", type_=BigInteger)
     order_date = bindparam("order_date", type_=Date)
     items = (
         func.array_agg(aggregate_order_by(MenuItem.name, MenuItem.category, MenuItem.name))
@@ -81,7 +101,7 @@ DIGESTS_STATEMENT = _digest_statement(several=True)
 MOVE_CHAT = (
     update(Cafe)
     .where(Cafe.id == bindparam("cafe_id"), Cafe.tg_chat_id == bindparam("old_chat_id"))
-    .values(tg_chat_id=bindparam("new_chat_id"))
+    .values(tg_chat_id=bindparam("new_chat_id"))  # bigint, as the columns are
 )
 
 
@@ -124,6 +144,17 @@ def _digest(rows: list[Row], order_date: date) -> CafeDigest:
     )
 
 
+def _digests(rows: list[Row], order_date: date) -> dict[tuple[int, date], CafeDigest | Exception]:
+    """Each cafe's digest from the rows of a statement (sorted by cafe), or the exception its rows raised."""
+    found: dict[tuple[int, date], CafeDigest | Exception] = {}
+    for cafe_id, cafe_rows in itertools.groupby(rows, key=lambda row: row["id"]):
+        try:
+            found[cafe_id, order_date] = _digest(list(cafe_rows), order_date)
+        except Exception as exc:
+            found[cafe_id, order_date] = exc
+    return found
+
+
 class DigestStore:
     """The digest's data from PostgreSQL: the digests asked for at once share one round trip.
 
@@ -142,21 +173,30 @@ class DigestStore:
         return await self._reads((cafe_id, order_date))
 
     async def _load_digests(self, wanted: list[tuple[int, date]]) -> list[CafeDigest | Exception | None]:
-        """The digests of ``wanted`` (cafe id, date), one statement per date among them; a cafe whose rows
-        cannot make a digest gets its exception, the others their digests."""
+        """The digests of ``wanted`` (cafe id, date), one statement per date among them; a cafe whose read
+        or rows fail gets its exception, the others their digests."""
         found: dict[tuple[int, date], CafeDigest | Exception] = {}
         for day in sorted({day for _, day in wanted}):
-            cafe_ids = sorted({cafe_id for cafe_id, wanted_day in wanted if wanted_day == day})
+            found |= await self._read(sorted({cafe_id for cafe_id, wanted_day in wanted if wanted_day == day}), day)
+        return [found.get(key) for key in wanted]
+
+    async def _read(self, cafe_ids: list[int], day: date) -> dict[tuple[int, date], CafeDigest | Exception]:
+        """The cafes' digests of ``day`` in one statement. When a statement of several fails and PostgreSQL was
+        reached, each cafe is read again alone at once: a bad id or row fails its own cafe, not its neighbours."""
+        try:
             if len(cafe_ids) == 1:
                 rows = await self._db.fetch(DIGEST_STATEMENT, {"cafe_id": cafe_ids[0], "order_date": day})
             else:
                 rows = await self._db.fetch(DIGESTS_STATEMENT, {"cafe_ids": cafe_ids, "order_date": day})
-            for cafe_id, cafe_rows in itertools.groupby(rows, key=lambda row: row["id"]):
-                try:
-                    found[cafe_id, day] = _digest(list(cafe_rows), day)
-                except Exception as exc:
-                    found[cafe_id, day] = exc
-        return [found.get(key) for key in wanted]
+        except Exception as exc:
+            if len(cafe_ids) == 1 or isinstance(exc, UNREACHABLE):
+                return dict.fromkeys(((cafe_id, day) for cafe_id in cafe_ids), exc)
+            log.warning("digests of %d cafes for %s: %s; reading each alone", len(cafe_ids), day, type(exc).__name__)
+            found: dict[tuple[int, date], CafeDigest | Exception] = {}
+            for alone in await asyncio.gather(*(self._read([cafe_id], day) for cafe_id in cafe_ids)):
+                found |= alone
+            return found
+        return _digests(rows, day)
 
     async def move_chat(self, cafe_id: int, old_chat_id: int, new_chat_id: int) -> bool:
         """Persist a group's migration to a supergroup; False when the row had changed meanwhile."""

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, select
+from sqlalchemy import BigInteger, ColumnElement, Date, Select, and_, bindparam, func, select
 
 from agents.recommendations.advice import UserOrderStats
 from models.database import Database
@@ -53,7 +53,7 @@ def _window(today: date) -> dict[str, date]:
 
 
 # The statements are built once, with bound parameters: composing them cost more CPU than running them.
-_USER_ID = bindparam("user_id", type_=Integer)
+_USER_ID = bindparam("user_id", type_=BigInteger)  # 64-bit, as the backend's ids are
 _IN_WINDOW: ColumnElement[bool] = and_(
     Order.status != "cancelled",
     Order.order_date >= bindparam("window_start", type_=Date),
