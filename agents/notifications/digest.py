@@ -4,9 +4,11 @@ The first part opens with a preparation summary (every combo, then every item,
 with its count, clipped to fit); labels, prices and the date follow a
 ``DigestFormat`` (language and currency: ``agents.notifications.i18n``).
 
-User text (names, notes, combo and item names) is clipped first and then
-HTML-escaped, with caps chosen so that even a block of nothing but ``&`` fits in
-one message: a digest splits only between order blocks, never inside one.
+User text (names, notes, combo and item names) is cleaned first (``streams.text.one_line``:
+no control, bidi, zero-width or tag character, and one line: a newline in a note is a space,
+so no user can lay out lines of their own), then clipped and HTML-escaped, with caps chosen so
+that even a block of nothing but ``&`` fits in one message: a digest splits only between order
+blocks, never inside one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import date
 from decimal import Decimal
 
 from agents.notifications.i18n import DEFAULT_FORMAT, DigestFormat
+from streams.text import one_line
 
 __all__ = [
     "TELEGRAM_TEXT_LIMIT",
@@ -83,7 +86,7 @@ def telegram_length(text: str) -> int:
 
 
 def _clip(text: str, cap: int) -> str:
-    text = " ".join(text.split())  # one line: no user-made layout
+    text = one_line(text)  # no hidden characters, no user-made layout
     return text if len(text) <= cap else text[: cap - 1].rstrip() + ELLIPSIS
 
 
@@ -92,8 +95,9 @@ def _escape(text: str, cap: int) -> str:
 
 
 def _tally(names: Iterable[str]) -> list[tuple[str, int]]:
-    """Each name with its count, most counted first, ties by name."""
-    return sorted(Counter(names).items(), key=lambda pair: (-pair[1], pair[0].casefold(), pair[0]))
+    """Each (cleaned, non-blank) name with its count, most counted first, ties by name."""
+    counts = Counter(name for name in map(one_line, names) if name)
+    return sorted(counts.items(), key=lambda pair: (-pair[1], pair[0].casefold(), pair[0]))
 
 
 def _summary(digest: CafeDigest, fmt: DigestFormat, budget: int) -> str:
@@ -127,10 +131,10 @@ def _order_block(number: int, order: OrderLine, fmt: DigestFormat) -> str:
         f"{number}. <b>{_escape(order.user_name, NAME_CAP)}</b>",
         labels.combo.format(combo=_escape(order.combo_name, COMBO_CAP), price=fmt.money(order.price)),
     ]
-    if order.items:
-        lines.append(labels.items.format(items=_escape(", ".join(order.items), ITEMS_CAP)))
-    if order.notes and order.notes.strip():
-        lines.append(labels.notes.format(notes=_escape(order.notes, NOTES_CAP)))
+    if items := [name for name in map(one_line, order.items) if name]:
+        lines.append(labels.items.format(items=_escape(", ".join(items), ITEMS_CAP)))
+    if order.notes and (notes := one_line(order.notes)):
+        lines.append(labels.notes.format(notes=_escape(notes, NOTES_CAP)))
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from agents.notifications.digest import CafeDigest, OrderLine
 from models.database import DROPPED, Database, Row
 from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
 from streams.batching import Batcher
+from streams.text import one_line
 
 __all__ = [
     "DIGESTS_STATEMENT",
@@ -119,16 +120,22 @@ def _price(value: object, order_id: int) -> Decimal:
     return price
 
 
+def _label(value: str | None) -> str:
+    """A name or note as the digest may show it (``streams.text.one_line``); empty when missing or blank."""
+    return one_line(value) if value else ""
+
+
 def _digest(rows: list[Row], order_date: date) -> CafeDigest:
-    """One cafe's digest from its rows (read by name, not attribute: this runs for every digest)."""
+    """One cafe's digest from its rows (read by name, not attribute: this runs for every digest); names and
+    notes cleaned of hidden characters, a name left blank by that named as a missing one is."""
     first = rows[0]
     orders = tuple(
         OrderLine(
             order_id=row["order_id"],
-            user_name=row["user_name"] or "(unknown user)",
-            combo_name=row["combo_name"] or "(unknown combo)",
-            items=tuple(name for name in (row["items"] or ()) if name),
-            notes=row["notes"],
+            user_name=_label(row["user_name"]) or "(unknown user)",
+            combo_name=_label(row["combo_name"]) or "(unknown combo)",
+            items=tuple(name for name in map(_label, row["items"] or ()) if name),
+            notes=_label(row["notes"]) or None,
             price=_price(row["total_price"], row["order_id"]),
         )
         for row in rows
@@ -136,7 +143,7 @@ def _digest(rows: list[Row], order_date: date) -> CafeDigest:
     )
     return CafeDigest(
         cafe_id=first["id"],
-        cafe_name=first["name"] or f"cafe {first['id']}",
+        cafe_name=_label(first["name"]) or f"cafe {first['id']}",
         chat_id=first["tg_chat_id"],
         notifications_enabled=bool(first["notifications_enabled"]),
         order_date=order_date,

@@ -8,6 +8,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agents.notifications.digest import (
     TELEGRAM_TEXT_LIMIT,
@@ -18,6 +20,7 @@ from agents.notifications.digest import (
     telegram_length,
 )
 from agents.notifications.i18n import DigestFormat
+from streams.text import is_hidden
 
 HEADER = "<b>Orders for Cafe Bon</b>\nDate: Wednesday, November 25, 2026"
 
@@ -210,3 +213,36 @@ def test_sixty_orders_start_with_their_counts_and_split_within_the_limit():
     )
     assert all(telegram_length(part) <= TELEGRAM_TEXT_LIMIT for part in parts)
     assert parts[-1].endswith("<b>Total: 27000.00</b>")
+
+
+HIDDEN = "\u202e\u200b\x07\x1b\ufeff\u2066\U000e0041"
+
+
+def test_hidden_characters_never_reach_the_message_and_escaping_stays():
+    hostile = order(
+        1,
+        user_name=f"Ali{HIDDEN}ce <admin>",
+        combo_name=f"Business{HIDDEN} lunch",
+        items=(f"Bor{HIDDEN}scht", HIDDEN),
+        notes=f"no\nonions{HIDDEN} & no <b>garlic</b>",
+    )
+    [text] = render_digest(digest(hostile, order(2), cafe_name=f"Cafe{HIDDEN} Bon"))
+    assert not [c for c in text if c in HIDDEN]
+    assert text.startswith(HEADER)
+    assert "1. <b>Alice &lt;admin&gt;</b>" in text
+    assert "Business lunch \u00d7 2" in text and "Borscht \u00d7 2" in text  # cleaned names count together
+    assert "Items: Borscht\n" in text  # an item that was nothing but hidden characters is left out
+    assert "Notes: <i>no onions &amp; no &lt;b&gt;garlic&lt;/b&gt;</i>" in text  # a newline is a space
+
+
+def test_a_note_of_nothing_but_hidden_characters_is_no_note():
+    [text] = render_digest(digest(order(1, notes=f"{HIDDEN}\n{HIDDEN}")))
+    assert "Notes" not in text
+
+
+@given(st.text(), st.text(), st.text(), st.lists(st.text(), max_size=3), st.text())
+def test_no_control_format_or_tag_character_from_any_user_text(cafe, user, combo, items, notes):
+    one = order(1, user_name=user, combo_name=combo, items=tuple(items), notes=notes)
+    for part in render_digest(digest(one, cafe_name=cafe)):
+        assert not [c for c in part if is_hidden(c) and c != "\n"]
+        assert "\n\n\n" not in part  # no user-made line breaks between the digest's own
