@@ -3,8 +3,8 @@
 Answers like the real API: ``POST /v1beta/models/{model}:generateContent`` with the key in the
 ``x-goog-api-key`` header (or ``?key=``). By default it returns a plausible recommendation built
 from the prompt's data block; every 200 carries ``usageMetadata`` (about 4 characters a token).
-:meth:`SandboxGemini.script` queues other replies per key or for all (:func:`answer`, :func:`default`,
-:func:`rate_limited`, :func:`invalid_key`, :func:`unavailable`, :func:`error`).
+:meth:`SandboxGemini.script` queues other replies per key or for all (:func:`answer`, :func:`recommendation`,
+:func:`default`, :func:`rate_limited`, :func:`invalid_key`, :func:`unavailable`, :func:`error`).
 Every request is recorded with the key's fingerprint only.
 
 Three ways to run it (the same API as :mod:`sandbox.telegram`)::
@@ -43,6 +43,7 @@ __all__ = [
     "error",
     "invalid_key",
     "rate_limited",
+    "recommendation",
     "run_in_thread",
     "unavailable",
     "usage_metadata",
@@ -65,6 +66,11 @@ def answer(text: str, *, finish_reason: str = "STOP", delay: float = 0.0) -> Rep
     content = {"role": "model", "parts": [{"text": text}]}
     candidate = {"content": content, "finishReason": finish_reason, "index": 0}
     return Reply(200, {"candidates": [candidate]}, delay)
+
+
+def recommendation(summary: str, *tips: str, delay: float = 0.0) -> Reply:
+    """A 200 whose model output is the recommendation JSON of ``summary`` and ``tips``, verbatim (hostile or not)."""
+    return answer(json.dumps({"summary": summary, "tips": list(tips)}, ensure_ascii=False), delay=delay)
 
 
 def default(delay: float = 0.0) -> Reply:

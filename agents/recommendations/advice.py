@@ -1,8 +1,13 @@
 """The recommendation itself: the prompt we send and the answer we accept (pure, no I/O).
 
 Every user-supplied string (name, notes, combo, item, category and cafe names) goes into the prompt
-only inside one fenced data block, as JSON, after being capped and stripped of the characters the
+only inside one fenced data block, as JSON, after being cleaned (``streams.text.one_line``: no
+control, bidi, zero-width or tag character, one line), capped and stripped of the characters the
 fence is made of, so no user text can close the fence or pose as an instruction outside it.
+
+The answer is shown by the backend as it is: one with markup (HTML tags or entities, markdown
+emphasis, code or links), a URL, a web address or a script scheme (``javascript:``, ``data:``...),
+or a control, format or tag character (a line break too) is rejected, never cached.
 
 The prompt is kept lean, for it is billed per token: compact JSON, rankings as ``{name: times}``,
 no empty field, each note once, nothing the model can derive (the total spent is orders times average).
@@ -19,6 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from streams.text import is_hidden, one_line
 
 __all__ = [
     "DATA_CLOSE",
@@ -47,7 +54,15 @@ DATA_OPEN = "<<<USER_DATA>>>"
 DATA_CLOSE = "<<<END_USER_DATA>>>"
 
 _FENCE_CHARS = str.maketrans({"<": "\u2039", ">": "\u203a"})  # single angle quotation marks
-_WHITESPACE = re.compile(r"\s+")
+#: Markup the backend could render: HTML tags, comments and entities; markdown emphasis, code and links.
+_MARKUP = re.compile(r"<\s*[/!?]?[a-z]|&(?:[a-z][a-z0-9]*|#[0-9]+|#x[0-9a-f]+);|\*\*|__|`|\]\s*\(", re.IGNORECASE)
+#: Links: any ``scheme://``, a scheme that runs or embeds something, ``www.``, or a host on a common TLD.
+_LINK = re.compile(
+    r"[a-z][a-z0-9+.-]*\s*:\s*//|\b(?:java|vb|live)script\s*:|\bdata\s*:\s*[a-z]+/"
+    r"|\b(?:mailto|file|blob|intent)\s*:\s*\S|\bwww\."
+    r"|\b[a-z0-9-]+\.(?:com|net|org|info|biz|io|ru|me|co|ly|gl|app|dev|xyz|site|online|top|link)\b",
+    re.IGNORECASE,
+)
 
 
 class Recommendation(BaseModel):
@@ -72,6 +87,13 @@ def _text(value: object, what: str, limit: int) -> str:
         raise InvalidRecommendation(f"{what} is empty")
     if len(value) > limit:
         raise InvalidRecommendation(f"{what} has {len(value)} characters, more than {limit}")
+    if hidden := next((c for c in value if is_hidden(c)), None):
+        raise InvalidRecommendation(f"{what} has a control or format character (U+{ord(hidden):04X})")
+    folded = unicodedata.normalize("NFKC", value)  # fullwidth and other look-alike forms of < : / too
+    if _MARKUP.search(folded):
+        raise InvalidRecommendation(f"{what} has markup")
+    if _LINK.search(folded):
+        raise InvalidRecommendation(f"{what} has a link")
     return value
 
 
@@ -110,33 +132,26 @@ class UserOrderStats:
     cafes: list[tuple[str, int]]
 
 
-def _control(c: str) -> str:
-    category = unicodedata.category(c)
-    if category == "Cc":
-        return " "  # newlines, tabs, escapes: whitespace, collapsed below
-    return "" if category in ("Cs", "Co", "Cn") else c
-
-
 def _user_text(value: str, limit: int) -> str:
-    """Neutralise user text for the data block: one line, no fence characters, capped."""
-    value = "".join(_control(c) for c in value)
-    value = _WHITESPACE.sub(" ", value).strip().translate(_FENCE_CHARS)
+    """Neutralise user text for the data block: cleaned, one line, no fence characters, capped."""
+    value = one_line(value).translate(_FENCE_CHARS)
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
 def _ranked(pairs: Sequence[tuple[str, int]]) -> dict[str, int]:
-    """``{name: times}`` of the first ``MAX_RANKED``, most frequent first (names equal once capped add up)."""
+    """``{name: times}`` of the first ``MAX_RANKED``, most frequent first (names equal once cleaned and capped add
+    up, names blank once cleaned are left out)."""
     ranked: dict[str, int] = {}
     for name, n in pairs[:MAX_RANKED]:
-        label = _user_text(name, MAX_LABEL_CHARS)
-        ranked[label] = ranked.get(label, 0) + int(n)
+        if label := _user_text(name, MAX_LABEL_CHARS):
+            ranked[label] = ranked.get(label, 0) + int(n)
     return ranked
 
 
 def _data(stats: UserOrderStats) -> dict[str, Any]:
-    notes = dict.fromkeys(_user_text(n, MAX_NOTE_CHARS) for n in stats.recent_notes if n and n.strip())
+    notes = dict.fromkeys(note for n in stats.recent_notes if n and (note := _user_text(n, MAX_NOTE_CHARS)))
     data: dict[str, Any] = {
-        "name": _user_text(stats.name, MAX_NAME_CHARS),
+        "name": _user_text(stats.name, MAX_NAME_CHARS) or f"user {stats.user_id}",
         "orders": stats.order_count,
         "average_spend": str(stats.average_spend),
         "combos": _ranked(stats.favourite_combos),
@@ -154,7 +169,7 @@ You write a short, friendly, personal lunch recommendation for one user of a tea
 Answer in JSON: a summary of 2-3 sentences on the user's lunch habits (at most {MAX_SUMMARY_CHARS} characters)
 and {MIN_TIPS} to {MAX_TIPS} concrete tips (another combo to try, balance of categories, ordering earlier...),
 each at most {MAX_TIP_CHARS} characters. Write in the language of the user's notes if they clearly use one,
-otherwise in English. No markdown.
+otherwise in English. Plain text, no markdown or links.
 
 The user's orders of the last 30 days are below, between the lines {DATA_OPEN} and {DATA_CLOSE}, as JSON;
 combos, items, categories, weekdays and cafes map a name to the number of times it was ordered.

@@ -20,6 +20,7 @@ from sqlalchemy import BigInteger, ColumnElement, Date, Select, and_, bindparam,
 from agents.recommendations.advice import UserOrderStats
 from models.database import Database
 from models.db import Cafe, Combo, MenuItem, Order, OrderItem, User, parse_price
+from streams.text import one_line
 
 __all__ = [
     "ACTIVE_MIN_ORDERS",
@@ -127,11 +128,11 @@ class ItemRow:
 
 
 def _label(value: object) -> str | None:
-    """A stripped name, or None when missing or blank."""
+    """A name or note on one line without hidden characters (``streams.text.one_line``), or None when
+    missing or blank."""
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    return value or None
+    return one_line(value) or None
 
 
 def _ranked(names: Iterable[str | None], top: int) -> list[tuple[str, int]]:
@@ -159,7 +160,8 @@ def compute_stats(
 
     Favourites (combos, items, categories, cafes) count orders, resp. item rows for items and
     categories, and keep the ``top`` most frequent. Weekdays are all days with orders. Recent notes
-    are the non-blank notes (stripped) of the most recent orders first, at most ``notes``.
+    are the non-blank notes of the most recent orders first, at most ``notes``. Names and notes are
+    cleaned (``streams.text.one_line``: one line, no control, format or tag character).
 
     Malformed values never raise: a blank or missing name is skipped from its ranking (a missing
     user name becomes ``"user {id}"``); an order with a missing, non-numeric, NaN or negative price

@@ -88,6 +88,53 @@ def test_invalid_answers_are_rejected(obj):
         validate_recommendation(obj)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<a href="https://evil.example">win a prize</a>',
+        "Try <b>soup</b>.",
+        "See https://evil.example/login for more.",
+        "Order at HTTP://menu.example today.",
+        "Click javascript:alert(1) now.",
+        "Click JavaScript : alert(1) now.",
+        "Open data:text/html;base64,PHNjcmlwdD4= here.",
+        "Visit www.lunch-deals for more.",
+        "Visit lunch-deals.com for more.",
+        "Write to mailto:someone@example.org please.",
+        "Try [this combo](https://x.example).",
+        "Try the **vegan** box.",
+        "Run `rm -rf` now.",
+        "Tom &amp; Jerry.",
+        "Eat\x07 soup.",
+        "Eat\x1b[31m soup.",
+        "Eat\u202e soup.",
+        "Eat\u200b soup.",
+        "Eat\U000e0041 soup.",
+        "Eat soup.\nThen salad.",
+        "\uff1cscript\uff1e fullwidth markup",
+        "\uff4a\uff41\uff56\uff41\uff53\uff43\uff52\uff49\uff50\uff54\uff1a fullwidth scheme",
+    ],
+)
+@pytest.mark.parametrize("where", ["summary", "tip"])
+def test_answers_with_markup_links_or_control_characters_are_rejected(text: str, where: str):
+    answer = {"summary": text, "tips": ["Order early."]} if where == "summary" else {"summary": "Ok.", "tips": [text]}
+    with pytest.raises(InvalidRecommendation):
+        validate_recommendation(answer)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You order soup 3 times a week; try a salad < 300 kcal on Fridays.",
+        "Vous aimez le bortsch: essayez la salade niçoise, e.g. mardi.",
+        "Вы часто берёте борщ — попробуйте салат «Цезарь» в пятницу.",
+        "Order before 11:00, and try the 2-for-1 deal. Enjoy 🍲!",
+    ],
+)
+def test_plain_answers_are_accepted(text: str):
+    assert validate_recommendation({"summary": text, "tips": [text]}).summary == text
+
+
 def test_invalid_recommendation_is_a_value_error():
     assert issubclass(InvalidRecommendation, ValueError)
 
@@ -178,7 +225,25 @@ def test_caps_on_notes_name_and_lists():
 
 def test_control_characters_are_removed():
     _, data, _ = split(build_prompt(stats(recent_notes=["a\x00b\x1b[31mc\r\n\td"])))
-    assert data["recent_notes"] == ["a b [31mc d"]
+    assert data["recent_notes"] == ["ab[31mc d"]  # whitespace controls are a space, the others go
+
+
+HIDDEN = "\u202e\u200b\x07\x1b\ufeff\u2066\U000e0041\U000e0069\U000e0067\U000e006e\U000e006f"
+
+
+def test_bidi_zero_width_and_tag_characters_never_reach_the_prompt():
+    hostile = stats(
+        name=f"Ann{HIDDEN}",
+        recent_notes=[f"no onions{HIDDEN}", HIDDEN],
+        favourite_combos=[(f"Business{HIDDEN}", 3)],
+        favourite_items=[("Bor\u200bscht", 2)],
+        cafes=[("\u202eCafe Nord", 1)],
+    )
+    prompt = build_prompt(hostile)
+    assert not [c for c in prompt if c in HIDDEN or 0xE0000 <= ord(c) <= 0xE007F]
+    _, data, _ = split(prompt)
+    assert data["name"] == "Ann" and data["recent_notes"] == ["no onions"]
+    assert data["combos"] == {"Business": 3} and data["items"] == {"Borscht": 2} and data["cafes"] == {"Cafe Nord": 1}
 
 
 def test_stats_are_frozen():
