@@ -2,7 +2,8 @@
 
 ``POST /bot{token}/sendMessage`` (JSON, form or query parameters) answers like
 Telegram and records every request; ``script(chat_id, *replies)`` queues canned
-failures (429, migration, 400/401/403/404, 5xx with an HTML page, slow answers).
+failures (429, migration, 400/401/403/404, 5xx with an HTML page, slow answers, and hostile
+answers: a ``retry_after`` of a billion seconds, a raw JSON text such as ``Infinity``).
 Optional checks: the expected token (401, or 404 for a malformed one), Telegram's
 HTML subset and the 4096-character limit (400), and the rate limits (429).
 
@@ -81,11 +82,15 @@ def visible_text(text: str, parse_mode: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A canned answer: ``body=None`` with status 200 means "deliver normally" (after ``delay``)."""
+    """A canned answer: ``body=None`` with status 200 means "deliver normally" (after ``delay``).
+
+    A ``str`` body is sent as is, with ``content_type`` (an HTML page by default).
+    """
 
     status: int = 200
     body: Mapping[str, Any] | str | None = None
     delay: float = 0.0
+    content_type: str = "text/html"
 
     @classmethod
     def error(cls, status: int, description: str, **parameters: int) -> Reply:
@@ -101,6 +106,11 @@ class Reply:
     @classmethod
     def retry_after(cls, seconds: int) -> Reply:
         return cls.error(429, f"Too Many Requests: retry after {seconds}", retry_after=seconds)
+
+    @classmethod
+    def raw_json(cls, status: int, text: str) -> Reply:
+        """``text`` as the body, labelled JSON, unchecked: e.g. ``"retry_after": Infinity``, not JSON at all."""
+        return cls(status, text, content_type="application/json")
 
     @classmethod
     def migrated(cls, new_chat_id: int) -> Reply:
@@ -338,7 +348,7 @@ def _chat_id(value: object) -> int | None:
 
 def _answer(reply: Reply) -> web.Response:
     if isinstance(reply.body, str):
-        return web.Response(status=reply.status, text=reply.body, content_type="text/html")
+        return web.Response(status=reply.status, text=reply.body, content_type=reply.content_type)
     return web.json_response(dict(reply.body or {}), status=reply.status)
 
 

@@ -5,6 +5,10 @@ The token is part of every request URL. It never reaches an exception, a
 are re-raised outside the ``except`` block (no ``__cause__`` nor
 ``__context__`` pointing at aiohttp's exception, whose text holds the URL), and
 response bodies are scrubbed of the token before anything reads them.
+
+The answer is outside input: at most ``MAX_BODY`` bytes of it are read, and a ``retry_after``
+beyond ``max_retry_after`` (``TELEGRAM_MAX_RETRY_AFTER``; ``Infinity`` included, which Python's
+decoder takes) is clamped to it, with one WARNING line.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Final, Protocol, Self
 import aiohttp
 
 from agents.notifications.telegram_errors import (
+    DEFAULT_MAX_RETRY_AFTER,
     TelegramRetryAfter,
     TelegramTransportError,
     TelegramUnauthorized,
@@ -25,12 +30,14 @@ from agents.notifications.telegram_errors import (
 )
 from streams.redaction import bot_id_of
 
-__all__ = ["SEND_MESSAGE", "SendThrottle", "TelegramClient"]
+__all__ = ["MAX_BODY", "SEND_MESSAGE", "SendThrottle", "TelegramClient"]
 
 logger = logging.getLogger(__name__)
 
 SEND_MESSAGE: Final = "sendMessage"
 _REDACTED: Final = "<token>"
+#: Bytes of an answer read at most (a sendMessage answer is a few kB); a longer one counts as unreadable.
+MAX_BODY: Final = 1 << 20
 
 
 class SendThrottle(Protocol):
@@ -70,6 +77,7 @@ class TelegramClient:
         timeout: float,
         session: aiohttp.ClientSession | None = None,
         throttle: SendThrottle | None = None,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> None:
         if not token:
             raise ValueError("a bot token is required")
@@ -80,6 +88,7 @@ class TelegramClient:
         self._session = session
         self._owns_session = session is None
         self._throttle = throttle
+        self._max_retry_after = max_retry_after
         self._rejected_status: int | None = None
         #: Answers by HTTP status ("200", "429", ...) or "transport", for metrics.
         self.responses: Counter[str] = Counter()
@@ -135,12 +144,21 @@ class TelegramClient:
             self.responses["transport"] += 1
             raise
         self.responses[str(status)] += 1
-        outcome = classify_response(SEND_MESSAGE, status, body)
+        outcome = classify_response(SEND_MESSAGE, status, body, max_retry_after=self._max_retry_after)
         if isinstance(outcome, int):
             logger.debug("telegram: sent message %s to chat %s (bot id %s)", outcome, chat_id, self._bot_id)
             return outcome
-        if isinstance(outcome, TelegramRetryAfter) and self._throttle is not None:
-            await self._throttle.pause(outcome.retry_after)
+        if isinstance(outcome, TelegramRetryAfter):
+            if outcome.clamped:
+                logger.warning(
+                    "telegram: the Bot API asked to wait %.0f s (retry_after); waiting %.0f s "
+                    "(clamped to TELEGRAM_MAX_RETRY_AFTER, bot id %s)",
+                    outcome.asked,
+                    outcome.retry_after,
+                    self.bot_id,
+                )
+            if self._throttle is not None:
+                await self._throttle.pause(outcome.retry_after)
         if isinstance(outcome, TelegramUnauthorized) and self._rejected_status is None:
             self._rejected_status = status
             logger.critical(
@@ -163,14 +181,27 @@ class TelegramClient:
             async with self._session.post(
                 url, json=payload, timeout=aiohttp.ClientTimeout(total=self._timeout)
             ) as response:
-                status, raw = response.status, await response.read()
+                status, raw = response.status, await _read_at_most(response, MAX_BODY)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             failure = _transport_error(method, exc, self._timeout)
         else:
+            if raw is None:
+                return status, None
             text = raw.decode("utf-8", "replace").replace(self.__token, _REDACTED)
             try:
                 return status, json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
                 return status, None
         # Raised outside the except block: no __context__ pointing at aiohttp's exception.
         raise failure
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body if it is at most ``limit`` bytes; None (unread beyond it) if longer."""
+    chunks, size = [], 0
+    while chunk := await response.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)

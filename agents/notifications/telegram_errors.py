@@ -18,14 +18,23 @@ A 2xx whose body is not ``{"ok": true, "result": {"message_id": int}}`` is a
 ``TelegramUnexpectedResponse`` that is retryable although the message may have
 been sent, like a read timeout: a possible duplicate beats a possible loss.
 Errors never carry the token or a URL.
+
+The answer is outside input: a ``retry_after`` above ``max_retry_after`` (``Infinity``
+included) is clamped to it, one that is no wait (negative, NaN, not a number) counts as
+absent (the status decides), and so does a ``migrate_to_chat_id`` that is no Telegram id
+(not an int, 0, beyond 2**53); a 2xx whose ``message_id`` is no such id is malformed.
+Descriptions are one line of at most 300 characters.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 __all__ = [
+    "DEFAULT_MAX_RETRY_AFTER",
     "DEFAULT_RETRY_AFTER",
+    "MAX_TELEGRAM_ID",
     "TelegramAPIError",
     "TelegramBadRequest",
     "TelegramChatMigrated",
@@ -37,10 +46,15 @@ __all__ = [
     "TelegramUnauthorized",
     "TelegramUnexpectedResponse",
     "classify_response",
+    "retry_after_of",
 ]
 
 # Seconds to wait on a 429 that names no ``parameters.retry_after``.
 DEFAULT_RETRY_AFTER: Final = 5.0
+# The longest wait taken from a 429 unless the caller says (``TELEGRAM_MAX_RETRY_AFTER``).
+DEFAULT_MAX_RETRY_AFTER: Final = 3600.0
+# Chat and message ids have at most 52 significant bits (Bot API): anything beyond is no id.
+MAX_TELEGRAM_ID: Final = 2**53 - 1
 _DESCRIPTION_CAP: Final = 300
 
 
@@ -74,13 +88,25 @@ class TelegramAPIError(TelegramError):
 
 
 class TelegramRetryAfter(TelegramAPIError):
-    """Flood control: wait ``retry_after`` seconds, then send the same message again."""
+    """Flood control: wait ``retry_after`` seconds, then send the same message again.
+
+    ``asked`` is the wait the answer named (``inf`` for one beyond a float); ``retry_after`` is at most
+    the caller's ``max_retry_after``.
+    """
 
     retryable = True
 
-    def __init__(self, method: str, status: int, description: str, *, retry_after: float) -> None:
+    def __init__(
+        self, method: str, status: int, description: str, *, retry_after: float, asked: float | None = None
+    ) -> None:
         super().__init__(method, status, description)
         self.retry_after = retry_after
+        self.asked = retry_after if asked is None else asked
+
+    @property
+    def clamped(self) -> bool:
+        """True if the answer asked for a longer wait than ``retry_after``."""
+        return self.asked > self.retry_after
 
 
 class TelegramChatMigrated(TelegramAPIError):
@@ -117,41 +143,58 @@ class TelegramUnexpectedResponse(TelegramAPIError):
         self.retryable = not 400 <= status < 500 or status == 408
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _telegram_id(value: object, *, signed: bool) -> int | None:
+    """``value`` if it can be an id: an int (not a bool), not 0, within 2**53 (negative only if ``signed``)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    low = -MAX_TELEGRAM_ID if signed else 1
+    return value if low <= value <= MAX_TELEGRAM_ID and value != 0 else None
+
+
+def retry_after_of(value: object, *, limit: float) -> tuple[float, float] | None:
+    """``(wait, asked)``: the seconds a ``parameters.retry_after`` asks for, at most ``limit``, and the
+    wait asked (``inf`` past a float); None if it is no wait (not a number, a bool, negative, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    asked = float(value) if value <= 1e308 else math.inf  # a 400-digit int is no float
+    return min(asked, limit), asked
 
 
 def _describe(status: int, body: dict[str, object] | None, fallback: str) -> str:
     text = body.get("description") if body is not None else None
-    if isinstance(text, str) and text:
-        return text[:_DESCRIPTION_CAP]
+    if isinstance(text, str) and (line := " ".join(text.split())):  # one line: no forged log lines
+        return line[:_DESCRIPTION_CAP]
     return fallback
 
 
-def classify_response(method: str, status: int, body: object) -> int | TelegramError:
+def classify_response(
+    method: str, status: int, body: object, *, max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+) -> int | TelegramError:
     """The ``message_id`` of a successful call, or the error an answer stands for.
 
     ``body`` is the decoded JSON (anything else, e.g. ``None`` for an HTML page,
     counts as malformed). Decides on ``parameters`` and the HTTP status, never on
-    the description text.
+    the description text; a ``retry_after`` is clamped to ``max_retry_after``.
     """
     data = body if isinstance(body, dict) else None
     success = 200 <= status < 300
     if success and data is not None and data.get("ok") is True:
         result = data.get("result")
-        if isinstance(result, dict) and _is_int(result.get("message_id")):
-            return int(result["message_id"])
+        message_id = _telegram_id(result.get("message_id"), signed=False) if isinstance(result, dict) else None
+        if message_id is not None:
+            return message_id
 
     params = data.get("parameters") if data is not None else None
     if isinstance(params, dict):
-        new_chat_id = params.get("migrate_to_chat_id")
-        if _is_int(new_chat_id):
+        if (new_chat_id := _telegram_id(params.get("migrate_to_chat_id"), signed=True)) is not None:
             text = _describe(status, data, "group chat was upgraded to a supergroup")
-            return TelegramChatMigrated(method, status, text, new_chat_id=int(new_chat_id))
-        retry_after = params.get("retry_after")
-        if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after >= 0:
+            return TelegramChatMigrated(method, status, text, new_chat_id=new_chat_id)
+        wait = retry_after_of(params.get("retry_after"), limit=max_retry_after)
+        if wait is not None:
             text = _describe(status, data, "too many requests")
-            return TelegramRetryAfter(method, status, text, retry_after=float(retry_after))
+            return TelegramRetryAfter(method, status, text, retry_after=wait[0], asked=wait[1])
 
     if data is None:
         fallback = "response is not a JSON object"
@@ -169,7 +212,7 @@ def classify_response(method: str, status: int, body: object) -> int | TelegramE
     if status == 403:
         return TelegramForbidden(method, status, text)
     if status == 429:
-        return TelegramRetryAfter(method, status, text, retry_after=DEFAULT_RETRY_AFTER)
+        return TelegramRetryAfter(method, status, text, retry_after=min(DEFAULT_RETRY_AFTER, max_retry_after))
     if 500 <= status < 600:
         return TelegramServerError(method, status, text)
     return TelegramUnexpectedResponse(method, status, text)
