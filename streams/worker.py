@@ -34,7 +34,7 @@ from agents.notifications.queries import DigestStore
 from agents.notifications.shared_budget import SharedBudget
 from agents.notifications.telegram import SEND_MESSAGE, TelegramClient
 from agents.notifications.telegram_errors import TelegramUnauthorized
-from agents.notifications.throttle import TelegramRateLimits, Throttle
+from agents.notifications.throttle import TelegramRateLimits, Throttle, waking_on_stop
 from agents.recommendations.advisor import NoGeminiKeys, UserAdvisor
 from agents.recommendations.agent import (
     Recommendations,
@@ -180,19 +180,24 @@ class Wiring(Service):
                 global_per_second=config.telegram_global_rate,
                 chat_interval=config.telegram_chat_interval,
                 group_per_minute=config.telegram_group_per_minute,
+                max_pause=config.telegram_max_retry_after,
             )
+            # Waits for a slot or a 429's pause end when the worker stops: the digest is deferred, not held.
+            sleep = waking_on_stop(app.sleep, lambda: app.should_stop)
             budget = SharedBudget(
                 budget_redis,
                 bot_id=bot_id,
                 limits=limits,
-                fallback=Throttle(fallback),
+                fallback=Throttle(fallback, sleep=sleep),
                 gather=config.digest_concurrency,  # the sends in flight at once: one booking round trip for them
+                sleep=sleep,
             )
             telegram = TelegramClient(
                 token=config.telegram_bot_token,
                 base_url=config.telegram_api_base_url,
                 timeout=config.telegram_timeout,
                 throttle=budget,
+                max_retry_after=config.telegram_max_retry_after,
             )
             self._open.push_async_callback(budget_redis.aclose)
             self._open.push_async_callback(budget.close)

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
-__all__ = ["BudgetLimits", "BudgetMode", "BudgetStats", "FallbackSwitch"]
+__all__ = ["MAX_KEY_TTL", "BudgetLimits", "BudgetMode", "BudgetStats", "FallbackSwitch"]
+
+#: Seconds a key of the budget lives at most, whatever it holds: nothing in it can matter longer.
+MAX_KEY_TTL: Final = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetLimits:
-    """The bot's limits: sends per second in all, seconds between two sends to a chat, sends per minute to a group."""
+    """The bot's limits: sends per second in all, seconds between two sends to a chat, sends per minute to a group,
+    and the longest pause a 429 may set (``TELEGRAM_MAX_RETRY_AFTER``, at most ``MAX_KEY_TTL``)."""
 
     global_per_second: float
     chat_interval: float
     group_per_minute: int
+    max_pause: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.global_per_second <= 0 or self.group_per_minute < 1 or self.chat_interval < 0:
             raise ValueError("rates must be positive")
+        if not 0 < self.max_pause <= MAX_KEY_TTL:
+            raise ValueError(f"max_pause must be in (0, {MAX_KEY_TTL:g}] seconds")
+
+    def pause_for(self, seconds: float) -> float:
+        """The pause the bot takes for a 429 asking ``seconds``: within ``[0, max_pause]`` (NaN: ``max_pause``)."""
+        return self.max_pause if math.isnan(seconds) else min(max(seconds, 0.0), self.max_pause)
 
 
 class BudgetMode(StrEnum):

@@ -28,6 +28,11 @@ does not know, leave Telegram's sliding second first.
 A send woken more than one spacing after its slot (a busy event loop, a 429 pause) books a new slot
 instead of leaving late, where it would bunch with the sends booked after it on any worker; departures
 also pass a local window at the bot's rate.
+
+Every wait is bounded: a 429's pause by ``BudgetLimits.max_pause`` (``TELEGRAM_MAX_RETRY_AFTER``), here
+and in Redis; a send whose slot, or this worker's own pause, lies more than ``max_wait`` away is refused
+(``ThrottleWait``), not held. The injected ``sleep`` may end a wait early when the worker stops
+(``throttle.waking_on_stop``): the send is then refused the same way.
 """
 
 from __future__ import annotations
@@ -89,7 +94,12 @@ class SharedBudget:
         self._sends_key, _, _, self._paused_key = budget_keys(bot_id, 0)
         self.limits = limits
         #: The arguments every booking starts with: the bot's spacing, the chat interval, the group window.
-        self._book_args = [f"{1 / limits.global_per_second:.6f}", f"{limits.chat_interval:.6f}", f"{GROUP_WINDOW:.6f}"]
+        self._book_args = [
+            f"{1 / limits.global_per_second:.6f}",
+            f"{limits.chat_interval:.6f}",
+            f"{GROUP_WINDOW:.6f}",
+            f"{limits.max_pause:.6f}",
+        ]
         self._fallback = fallback
         self._switch = FallbackSwitch(probe_every)
         self._departures = Departures(limits.global_per_second)
@@ -112,7 +122,8 @@ class SharedBudget:
     async def acquire(self, chat_id: int, max_wait: float | None = None) -> float:
         """Book the bot's next slot for ``chat_id`` and wait for it; return the wait.
 
-        Raises ``ThrottleWait`` (booking nothing) if the slot is more than ``max_wait`` seconds away.
+        Raises ``ThrottleWait`` if the slot (booking nothing), or the end of this worker's pause, is more than
+        ``max_wait`` seconds away, or if the worker stops meanwhile.
         """
         started = self._now()
         rebooks, at_local_slot = 0, False
@@ -126,7 +137,7 @@ class SharedBudget:
                     if not booked:
                         self.stats.deferred += 1
                         raise ThrottleWait(wait)
-                    if await self._wait_for_slot(wait) or rebooks >= MAX_REBOOKS:
+                    if await self._wait_for_slot(wait, max_wait) or rebooks >= MAX_REBOOKS:
                         await leave(self._departures, self._now, self._sleep)
                         return self._now() - started
                     # Woken too late (a busy event loop, a pause): the slot has passed, and leaving now would
@@ -147,19 +158,27 @@ class SharedBudget:
             # instead (sends paced locally and sends on the budget must not add up past the bot's rate).
             at_local_slot = True
 
-    async def _wait_for_slot(self, wait: float) -> bool:
-        """Sleep until the booked slot (and past a pause this worker met); True if woken on time."""
+    async def _wait_for_slot(self, wait: float, max_wait: float | None) -> bool:
+        """Sleep until the booked slot (and past a pause this worker met); True if woken on time.
+
+        Raises ``ThrottleWait`` (the slot left unused) if that pause ends more than ``max_wait`` from now.
+        """
         with self._counting_wait():
             due = self._now() + wait
             if wait > 0:
                 await self._sleep(wait)
-            # A slot booked before this worker met a 429 waits out that pause too.
+            # A slot booked before this worker met a 429 waits out that pause too, if it may wait that long.
             if (paused := self._paused_until - self._now()) > 0:
+                if max_wait is not None and paused > max_wait:
+                    self.stats.deferred += 1
+                    raise ThrottleWait(paused)
                 await self._sleep(paused)
             return self._now() - due <= self._late_after
 
     async def pause(self, seconds: float) -> None:
-        """Hold every send of the bot, on every worker, for ``seconds`` (a 429's ``retry_after``)."""
+        """Hold every send of the bot, on every worker, for ``seconds`` (a 429's ``retry_after``; at most
+        ``limits.max_pause``)."""
+        seconds = self.limits.pause_for(seconds)
         self.stats.pauses += 1
         self._paused_until = max(self._paused_until, self._now() + seconds)
         await self._fallback.pause(seconds)  # holds this worker's sends should Redis fail meanwhile
@@ -217,7 +236,7 @@ class SharedBudget:
     async def _pause_bot(self, seconds: float) -> None:
         """Pause the bot's shared sends for ``seconds`` (longer pauses already set stay): one round trip."""
         self.stats.round_trips += 1
-        await self._pause(keys=[self._paused_key], args=[f"{seconds:.6f}"])
+        await self._pause(keys=[self._paused_key], args=[f"{seconds:.6f}", f"{self.limits.max_pause:.6f}"])
 
     @contextmanager
     def _counting_wait(self) -> Iterator[None]:
@@ -255,7 +274,10 @@ class SharedBudget:
 
     async def _look_for_redis(self) -> None:
         while self._switch.mode is BudgetMode.FALLBACK:
-            await self._sleep(self._switch.interval)
+            try:
+                await self._sleep(self._switch.interval)
+            except ThrottleWait:  # the worker stops
+                return
             # Connections opened before the outage are dead: drop them, or the probe fails on one.
             await self._redis.connection_pool.disconnect()
             try:

@@ -12,6 +12,9 @@ wait does not hold up the others. A booking abandoned (the caller was cancelled
 while waiting) is simply an unused slot. Callers that wake late (a busy event
 loop) would leave together, so departures pass a second, global window kept on
 the times they really leave.
+
+``waking_on_stop`` makes a sleep that ends when the worker stops into one that refuses the send then
+(``ThrottleWait``): no send waits for its slot, or a pause, past the worker's stop.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["Departures", "SlidingWindow", "TelegramRateLimits", "Throttle", "ThrottleWait", "leave"]
+__all__ = [
+    "Departures",
+    "SlidingWindow",
+    "TelegramRateLimits",
+    "Throttle",
+    "ThrottleWait",
+    "leave",
+    "waking_on_stop",
+]
 
 GROUP_WINDOW = 60.0
 _EPS = 1e-9  # float slack: a booking at x + window must count as outside x's window
@@ -37,6 +48,24 @@ class ThrottleWait(Exception):
 
     def __str__(self) -> str:
         return f"throttled: next slot in {self.delay:.2f} s"
+
+
+def waking_on_stop(
+    sleep: Callable[[float], Awaitable[object]],
+    stopping: Callable[[], bool],
+    now: Callable[[], float] = time.monotonic,
+) -> Callable[[float], Awaitable[None]]:
+    """A sleep for the throttles: ``sleep`` (one that returns early once the worker stops, as mode's
+    ``Service.sleep`` does), raising ``ThrottleWait`` with the time left once ``stopping()``."""
+
+    async def nap(seconds: float) -> None:
+        due = now() + seconds
+        if not stopping():
+            await sleep(seconds)
+        if stopping():
+            raise ThrottleWait(max(0.0, due - now()))
+
+    return nap
 
 
 class SlidingWindow:

@@ -11,9 +11,11 @@ milliseconds of Redis's own clock (``TIME``, so workers' clocks do not matter):
   network jitter brings some closer at Google's end, and a quota counted over a sliding minute would
   then see one too many.
 
-Each hash expires when the last of its times passes. Answers come back as seconds from now, for
-the caller's monotonic clock. Every call is one round trip, bounded by ``timeout``; Redis errors
-(``RedisError``, ``OSError``, ``TimeoutError``) propagate: falling back is the caller's business.
+Each hash expires when the last of its times passes, and within ``MAX_STATE_TTL`` (a day) whatever a
+report asked or an older worker wrote: no state outlives a day (a daily-quota park ends by then).
+Answers come back as seconds from now, for the caller's monotonic clock. Every call is one round
+trip, bounded by ``timeout``; Redis errors (``RedisError``, ``OSError``, ``TimeoutError``) propagate:
+falling back is the caller's business.
 """
 
 from __future__ import annotations
@@ -27,10 +29,21 @@ from redis.asyncio import Redis
 
 from agents.recommendations.keypool import KeyView, Verdict
 
-__all__ = ["DEFAULT_PREFIX", "PACE_HEADROOM", "SharedKeyStates", "SharedPick"]
+__all__ = ["DEFAULT_PREFIX", "MAX_STATE_TTL", "PACE_HEADROOM", "SharedKeyStates", "SharedPick", "state_ms"]
 
 DEFAULT_PREFIX = "lunch:gemini:key:"
 PACE_HEADROOM = 0.02
+#: Seconds a key's shared state lives at most.
+MAX_STATE_TTL = 86400.0
+_MAX_STATE_MS = f"{MAX_STATE_TTL * 1000:.0f}"
+
+
+def state_ms(seconds: float) -> int:
+    """A report's ``seconds`` as the milliseconds the scripts take: within ``[0, MAX_STATE_TTL]`` (NaN: the most)."""
+    if not seconds >= 0:
+        return 0 if seconds < 0 else int(_MAX_STATE_MS)
+    return math.ceil(min(seconds, MAX_STATE_TTL) * 1000)
+
 
 # KEYS: every key's hash, in pool order. ARGV[1]: pace interval in ms (0: off); ARGV[2..]: the pool
 # indexes (1-based) the caller may use now, in round-robin order. Takes the first of those neither
@@ -40,9 +53,11 @@ _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
+local last = now + MAX_STATE_MS
 local keys = {}
 for i, name in ipairs(KEYS) do
   local f = redis.call('HMGET', name, 'blocked_until', 'parked', 'disabled_until', 'tat')
+  if redis.call('PTTL', name) > MAX_STATE_MS then redis.call('PEXPIREAT', name, last) end
   keys[i] = {tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0, tonumber(f[4]) or 0}
 end
 local taken = 0
@@ -54,7 +69,7 @@ for j = 2, #ARGV do
     if interval > 0 then
       k[4] = now + interval
       redis.call('HSET', KEYS[i], 'tat', k[4])
-      redis.call('PEXPIREAT', KEYS[i], math.max(k[1], k[3], k[4]))
+      redis.call('PEXPIREAT', KEYS[i], math.min(math.max(k[1], k[3], k[4]), last))
     end
     break
   end
@@ -68,14 +83,14 @@ for _, k in ipairs(keys) do
   table.insert(reply, math.max(0, k[4] - now))
 end
 return reply
-"""
+""".replace("MAX_STATE_MS", _MAX_STATE_MS)
 
 # KEYS[1]: one key's hash. ARGV[1]: cooling, parked or disabled; ARGV[2]: for how many ms.
 # Returns now.
 _REPORT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local till = now + tonumber(ARGV[2])
+local till = now + math.min(tonumber(ARGV[2]), MAX_STATE_MS)
 local f = redis.call('HMGET', KEYS[1], 'blocked_until', 'disabled_until', 'tat')
 local blocked, disabled, tat = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0
 if ARGV[1] == 'disabled' then
@@ -87,9 +102,9 @@ elseif till >= blocked then
   blocked = till
   redis.call('HSET', KEYS[1], 'blocked_until', till, 'parked', ARGV[1] == 'parked' and 1 or 0)
 end
-redis.call('PEXPIREAT', KEYS[1], math.max(blocked, disabled, tat))
+redis.call('PEXPIREAT', KEYS[1], math.min(math.max(blocked, disabled, tat), now + MAX_STATE_MS))
 return now
-"""
+""".replace("MAX_STATE_MS", _MAX_STATE_MS)
 
 
 @dataclass(frozen=True)
@@ -159,6 +174,6 @@ class SharedKeyStates:
         """Share what a report taught (a block only lengthens); returns Redis's UNIX time."""
         async with asyncio.timeout(self._timeout):
             now = await self._report(
-                keys=[self._prefix + verdict.fingerprint], args=[verdict.state.value, math.ceil(verdict.seconds * 1000)]
+                keys=[self._prefix + verdict.fingerprint], args=[verdict.state.value, state_ms(verdict.seconds)]
             )
         return int(now) / 1000
