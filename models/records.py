@@ -27,6 +27,7 @@ __all__ = [
     "DailyTask",
     "DeadLetter",
     "DeadlinePassed",
+    "DeliverySweep",
     "DigestRetry",
     "InvalidEvent",
     "ProgressKind",
@@ -42,6 +43,7 @@ __all__ = [
     "parse_deadline_passed",
     "parse_digest_retry",
     "parse_recommendation_request",
+    "parse_retry_or_sweep",
     "payload_text",
     "rejected_event",
 ]
@@ -97,6 +99,13 @@ class DigestRetry(faust.Record, serializer="json"):
     not_before: float  # epoch seconds
     replay: bool = False
     first_attempt_at: float | None = None  # epoch seconds; None in records written before it existed
+
+
+class DeliverySweep(faust.Record, serializer="json"):
+    """Asks the ``digest-retries`` partition it is sent to to drop the delivery state of cafes gone quiet."""
+
+    sweep: bool
+    at: float  # epoch seconds
 
 
 class TriggerReason(StrEnum):
@@ -441,6 +450,17 @@ def parse_digest_retry(raw: bytes | str | None) -> DigestRetry:
     _positive(retry.attempt, "attempt")
     retry.date = _iso_date({"date": retry.date}, "date")
     return retry
+
+
+def parse_retry_or_sweep(raw: bytes | str | None) -> DigestRetry | DeliverySweep:
+    """Decode a ``digest-retries`` value: a retry, or a retention sweep (``{"sweep": true, "at": ...}``)."""
+    try:
+        sweep = decode_record(raw, DeliverySweep)
+    except InvalidEvent:
+        return parse_digest_retry(raw)
+    if not sweep.sweep:
+        raise InvalidEvent("'sweep' must be true")
+    return sweep
 
 
 def parse_batch_trigger(raw: bytes | str | None) -> BatchTrigger:

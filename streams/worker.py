@@ -218,6 +218,9 @@ class Wiring(Service):
             rekey=deadline_passed_topic,
             dead_letters=self._dead_letters(),
             digest_format=digest_format_from(config.digest_language, config.digest_currency),
+            # Retries wait no longer than the worker runs (app.sleep ends when it stops), for partitions it holds.
+            sleep=app.sleep,
+            stopping=lambda: app.should_stop,
             assigned=lambda tp: tp in app.consumer.assignment(),
         )
         self._open.push_async_callback(notifier.close)
@@ -267,6 +270,7 @@ class Wiring(Service):
             users=users,
             outbox=outbox,
             stall_after=config.recommendations_stall_after,
+            retention=config.state_retention_days * 86400,
         )
         return Recommendations(planner=planner, advisor=advisor, counter=counter, gemini=gemini)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
@@ -9,11 +11,24 @@ from typing import Any
 from agents.notifications.notifier import DigestNotifier
 from agents.notifications.shared_budget import SharedBudget
 from agents.notifications.telegram import TelegramClient
+from models.records import DeliverySweep
 from streams.app import app, settings
 from streams.binding import Late
 from streams.topics import deadline_passed_topic, digest_retries_topic
 
-__all__ = ["Notifications", "digest_deliveries", "notifications", "notify_cafe_on_deadline", "retry_digest"]
+__all__ = [
+    "Notifications",
+    "digest_deliveries",
+    "notifications",
+    "notify_cafe_on_deadline",
+    "retry_digest",
+    "sweep_digest_deliveries",
+]
+
+log = logging.getLogger(__name__)
+
+#: How often the leader asks every partition to drop the state of cafes gone quiet (seconds).
+RETENTION_INTERVAL = 3600.0
 
 digest_deliveries = app.Table(
     "digest-deliveries",
@@ -51,3 +66,14 @@ async def retry_digest(stream: AsyncIterable[Any]) -> None:
     manual = stream.noack()  # type: ignore[attr-defined]
     async for event in manual.events():
         await notifications().notifier.admit_retry(event, manual.ack)
+
+
+@app.timer(interval=RETENTION_INTERVAL, on_leader=True)
+async def sweep_digest_deliveries() -> None:
+    """Ask each partition of the delivery table to drop cafes with no digest in STATE_RETENTION_DAYS (leader)."""
+    sweep = DeliverySweep(sweep=True, at=time.time())
+    try:
+        for partition in range(digest_deliveries.partitions or settings.topic_partitions):
+            await digest_retries_topic.send(key=b"sweep", value=sweep, partition=partition)
+    except Exception:  # an exception in a timer stops the worker; the next one tries again
+        log.exception("digest-deliveries: could not send the retention sweep")

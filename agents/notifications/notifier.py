@@ -8,7 +8,7 @@ idempotent: a (cafe, date) with any state is never started again.
 
 Only dates within ``EVENT_DATE_DAYS_BACK``/``_AHEAD`` of today are taken, and the table keeps
 every date of that window, so no burst of dates can push a delivered one out of the duplicate
-check. A retry waits for its ``not_before`` in a task of its own (never in the stream's loop),
+check. A retry waits for its ``not_before`` in ``streams.due_queue`` (never in the stream's loop),
 so one due later never holds up those behind it; its event is acknowledged once it was made.
 An event is acknowledged only once it was handled or its dead letter was written.
 """
@@ -43,24 +43,25 @@ from agents.notifications.delivery import (
     retry_delay,
 )
 from agents.notifications.i18n import DigestFormat
+from agents.notifications.retention import retention_cutoff, stale_cafes
 from models.records import (
     DeadlinePassed,
+    DeliverySweep,
     DigestRetry,
     InvalidEvent,
     key_text,
     parse_deadline_passed,
-    parse_digest_retry,
+    parse_retry_or_sweep,
 )
 from streams.concurrency import KeyedLocks, TaskPool
 from streams.dead_letters import DeadLetterNotWritten, DeadLetterSink, decode_or_dead_letter
+from streams.due_queue import DueQueue
 from streams.settings import Settings
 
-__all__ = ["MAX_WAITING_RETRIES", "DigestNotifier"]
+__all__ = ["DigestNotifier"]
 
 log = logging.getLogger(__name__)
 
-#: Retries one worker holds while they wait for their time; past it the retry topic is read no further.
-MAX_WAITING_RETRIES = 10_000
 #: What an event's handling came to when a dead letter it needed could not be written.
 UNWRITTEN = object()
 #: Slack on a retry's ``not_before`` beyond the longest delay the worker itself schedules (jitter, clock skew).
@@ -86,9 +87,11 @@ class DigestNotifier:
         dead_letters: DeadLetterSink,
         digest_format: DigestFormat,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        stopping: Callable[[], bool] = lambda: False,
         assigned: Callable[[Any], bool] = lambda tp: True,
     ) -> None:
-        """``assigned(tp)``: whether this worker still holds partition ``tp`` (a retry that waited checks it)."""
+        """``sleep``, ``stopping`` and ``assigned`` are the waiting retries' (``streams.due_queue.DueQueue``)."""
         self.table = table
         self.config = config
         self.source = source
@@ -98,12 +101,12 @@ class DigestNotifier:
         self.dead_letters = dead_letters
         self.digest_format = digest_format
         self.clock = clock
-        self.assigned = assigned
+        self.waiting = DueQueue(
+            requeue=self.requeue, clock=lambda: self.clock(), sleep=sleep, stopping=stopping, assigned=assigned
+        )
         self.counts: Counter[str] = Counter()
         self.in_flight = TaskPool(config.digest_concurrency)
         self._cafes = KeyedLocks()
-        self._waiting_slots = asyncio.Semaphore(MAX_WAITING_RETRIES)
-        self._waiting: set[asyncio.Task[None]] = set()
         #: The latest ``not_before`` a retry may name: the longest delay the worker schedules, and some slack.
         self.max_delay = max(config.notify_backoff_max, config.telegram_max_retry_after) + NOT_BEFORE_SLACK
 
@@ -125,30 +128,33 @@ class DigestNotifier:
         await self.in_flight.start(handle)
 
     async def admit_retry(self, event: EventT, done: Callable[[EventT], Awaitable[object]]) -> None:
-        """Take a raw ``digest-retries`` event: a malformed one is dead-lettered, a good one waits for its time
-        in a task of its own (at most ``MAX_WAITING_RETRIES`` at once), then has its attempt made."""
+        """Take a raw ``digest-retries`` event: a malformed one is dead-lettered, a sweep drops quiet cafes, and
+        a retry waits for its time in ``waiting`` (never in the stream's loop), then has its attempt made."""
         retry = await self._unless_unwritten(event, decode_or_dead_letter(event, self._parse_retry, self.dead_letters))
         if retry is UNWRITTEN:
             return
         if retry is None:
             await done(event)
             return
-        await self._waiting_slots.acquire()
-        task = asyncio.ensure_future(self._wait_and_retry(event, retry, done))
-        self._waiting.add(task)
-        task.add_done_callback(self._waiting.discard)
+        if isinstance(retry, DeliverySweep):
+            self.sweep(event.message.partition)
+            await done(event)
+            return
+
+        async def attempt() -> None:
+            await self.in_flight.start(lambda: self._retry_now(event, retry, done))
+
+        await self.waiting.put(event, retry.not_before, attempt, done)
 
     async def join(self) -> None:
         """Wait until every waiting retry and every attempt in flight is done."""
-        while self._waiting or len(self.in_flight):
-            await asyncio.gather(*self._waiting, return_exceptions=True)
+        while len(self.waiting) or len(self.in_flight):
+            await self.waiting.join()
             await self.in_flight.join()
 
     async def close(self) -> None:
         """Drop the retries still waiting (their events are not acknowledged: they come again)."""
-        for task in list(self._waiting):
-            task.cancel()
-        await asyncio.gather(*self._waiting, return_exceptions=True)
+        await self.waiting.close()
 
     async def on_deadline_event(self, event: EventT) -> None:
         """Handle one raw ``deadline-passed`` event; raises only ``DeadLetterNotWritten`` (it must come again)."""
@@ -196,33 +202,48 @@ class DigestNotifier:
         self._in_window(record.order_date)
         return record
 
-    def _parse_retry(self, raw: bytes) -> DigestRetry:
-        retry = parse_digest_retry(raw)
+    def sweep(self, partition: int) -> int:
+        """Drop the state of this partition's cafes with no date since ``STATE_RETENTION_DAYS``; how many.
+
+        Must run while an event of ``partition`` is handled (the tombstones go to its changelog partition).
+        """
+        config = self.config
+        today = datetime.fromtimestamp(self.clock(), config.zone).date()
+        cutoff = retention_cutoff(
+            today, retention_days=config.state_retention_days, days_back=config.event_date_days_back
+        )
+        partitions = self.table.partitions or config.topic_partitions
+        stale = stale_cafes(list(self.table.items()), partition=partition, partitions=partitions, cutoff=cutoff)
+        for key in stale:
+            del self.table[key]
+        if stale:
+            log.info(
+                "digest-deliveries: partition %s: dropped %d quiet cafes (no digest since %s)",
+                partition,
+                len(stale),
+                cutoff,
+            )
+        return len(stale)
+
+    def _parse_retry(self, raw: bytes) -> DigestRetry | DeliverySweep:
+        retry = parse_retry_or_sweep(raw)
+        if isinstance(retry, DeliverySweep):
+            return retry
         self._in_window(date.fromisoformat(retry.date))
         if retry.not_before > self.clock() + self.max_delay:
             raise InvalidEvent(f"not_before more than {self.max_delay:.0f} s ahead")
         return retry
 
-    async def _wait_and_retry(
-        self, event: EventT, retry: DigestRetry, done: Callable[[EventT], Awaitable[object]]
-    ) -> None:
-        try:
-            wait = retry.not_before - self.clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if not self.assigned(event.message.tp):
-                log.info("digest cafe=%s date=%s: partition revoked while the retry waited", retry.cafe_id, retry.date)
-                return
+    async def _retry_now(self, event: EventT, retry: DigestRetry, done: Callable[[EventT], Awaitable[object]]) -> None:
+        async with self._cafes.hold(str(retry.cafe_id)):
+            outcome = await self._unless_unwritten(event, self.on_retry(retry))
+        if outcome is not UNWRITTEN:
+            await done(event)
 
-            async def handle() -> None:
-                async with self._cafes.hold(str(retry.cafe_id)):
-                    outcome = await self._unless_unwritten(event, self.on_retry(retry))
-                if outcome is not UNWRITTEN:
-                    await done(event)
-
-            await self.in_flight.start(handle)
-        finally:
-            self._waiting_slots.release()
+    async def requeue(self, event: EventT) -> None:
+        """Publish a retry not due yet again, as it came (same key: same partition), and wait for the broker."""
+        delivered = await self.retries.send(key=event.key, value=event.value)
+        await delivered
 
     async def _on_deadline_event(self, event: EventT) -> None:
         record = await decode_or_dead_letter(event, self._parse_event, self.dead_letters)

@@ -41,13 +41,16 @@ class BatchCounter:
         users: UserSource,
         outbox: BatchOutbox,
         stall_after: float,
+        retention: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``retention``: seconds a finished batch is kept (then removed, a tombstone in the changelog)."""
         self.batches = batches
         self.counted = counted
         self.users = users
         self.outbox = outbox
         self.stall_after = stall_after
+        self.retention = retention
         self.clock = clock
 
     def counts(self, batch_id: str) -> BatchCounts | None:
@@ -90,10 +93,17 @@ class BatchCounter:
             log.info("recommendations batch %s: %d/%d done (%s)", event.batch_id, counts.done, counts.total, tally)
 
     async def sweep(self) -> None:
-        """Send again the requests of running batches whose users stopped reporting; abandon after MAX_RESENDS."""
+        """Drop batches finished longer than ``retention`` ago; send again the requests of running batches
+        whose users stopped reporting, and abandon them after MAX_RESENDS."""
         now = self.clock()
         for raw in list(self.batches.values()):
             counts = BatchCounts.from_dict(raw)
+            if counts.finished_at is not None and counts.finished_at < now - self.retention:
+                del self.batches[counts.batch_id]
+                for user_key in self._counted_keys(counts.batch_id):
+                    del self.counted[user_key]
+                log.info("recommendations batch %s: dropped (finished more than the retention ago)", counts.batch_id)
+                continue
             if not counts.stalled(now, self.stall_after) or counts.day is None:
                 continue
             batch_id, day = counts.batch_id, date.fromisoformat(counts.day)

@@ -335,8 +335,29 @@ async def test_a_retry_due_far_ahead_does_not_hold_up_the_one_behind_it(wired):
                 break
             await asyncio.sleep(0.02)
         assert [chat for chat, _ in wired.sender.sent] == [-77]  # the due one went, the later one still waits
-        assert len(wired.notifier._waiting) == 1
+        assert len(wired.notifier.waiting) == 1
         await wired.notifier.close()
+
+
+async def test_a_retry_not_due_within_the_hold_is_published_again_and_acknowledged(wired):
+    wired.notifier.waiting.hold_at_most = 0.05
+    later = DigestRetry(cafe_id=5, date=DAY.isoformat(), attempt=1, not_before=time.time() + 600, replay=True)
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(later.dumps(), key=b"5")
+        await wired.notifier.join()
+    assert wired.notifier.waiting.requeued == 1 and wired.sender.sent == []
+    requeued = wired.retries.send.await_args.kwargs
+    assert requeued["key"] == b"5" and json.loads(requeued["value"])["not_before"] == later.not_before
+
+
+async def test_a_stopping_worker_publishes_its_waiting_retries_again_at_once(wired, monkeypatch):
+    monkeypatch.setattr(wired.notifier.waiting, "stopping", lambda: True)
+    later = DigestRetry(cafe_id=5, date=DAY.isoformat(), attempt=1, not_before=time.time() + 3000, replay=True)
+    started = time.monotonic()
+    async with notifications.retry_digest.test_context() as agent:
+        await agent.put(later.dumps(), key=b"5")
+        await wired.notifier.join()
+    assert time.monotonic() - started < 1 and wired.notifier.waiting.requeued == 1
 
 
 async def test_a_retry_naming_a_time_far_ahead_is_a_dead_letter(wired):

@@ -125,6 +125,7 @@ def wired(monkeypatch):
         users=users,
         outbox=outbox,
         stall_after=reco.settings.recommendations_stall_after,
+        retention=reco.settings.state_retention_days * 86400,
         clock=lambda: NOON,
     )
     reco.recommendations.bind(Recommendations(planner=planner, advisor=advisor, counter=counter, gemini=None))
@@ -274,3 +275,15 @@ async def test_the_periodic_check_triggers_the_planner_and_sweeps_the_counter(wi
     await reco.send_periodic_check()
     assert sent_values(sends["triggers"])[0].reason == "tick"
     assert sent_values(sends["progress"])[0].kind == "sweep"
+
+
+async def test_batches_finished_longer_than_the_retention_ago_are_dropped(wired):
+    retention = reco.settings.state_retention_days * 86400
+    old = BatchCounts("old", day="2026-11-01", total=1, succeeded=1, started_at=1.0, finished_at=NOON - retention - 1)
+    recent = BatchCounts("recent", day="2026-11-24", total=1, succeeded=1, started_at=1.0, finished_at=NOON - 86400)
+    for counts in (old, recent):
+        reco.recommendation_batches.data[counts.batch_id] = counts.to_dict()
+    sweep = BatchProgress(batch_id="sweep", kind="sweep", at=0.0)
+    async with reco.count_batch_progress.test_context() as agent:
+        await agent.put(sweep.dumps(), key="sweep")
+    assert sorted(reco.recommendation_batches.keys()) == ["recent"]
