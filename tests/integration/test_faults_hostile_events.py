@@ -19,7 +19,10 @@ import pytest
 from agents.console.sources import read_dead_letters
 from sandbox.telegram import Reply
 from streams.producers import EventPublisher
+from streams.settings import Settings
+from tests.integration.conftest import start_worker, worker_env
 from tests.integration.harness import REPO, eventually
+from tests.integration.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
 DAY = datetime.now(UTC).date()
@@ -144,3 +147,31 @@ async def test_a_retry_due_far_ahead_holds_up_no_retry_behind_it(worker, worker_
         lambda: letters_for(worker_settings, lambda x: "not_before more than" in str(x.get("reason"))), 30
     )
     assert json.loads(letter["payload"])["not_before"] == year_ahead["not_before"]
+
+
+async def test_sigterm_ends_a_worker_holding_a_waiting_retry_within_15_s(test_database_url, telegram, tmp_path):
+    env = worker_env(test_database_url, TELEGRAM_API_BASE_URL=telegram.base_url)
+    proc = start_worker(env, tmp_path)
+    settings = Settings.from_env(env)
+    waiting = {"cafe_id": 41, "date": DAY.isoformat(), "attempt": 1, "not_before": time.time() + 3000, "replay": True}
+    try:
+        async with EventPublisher(settings) as publisher:
+            await publisher.send_json("digest-retries", waiting, key="41")
+        await asyncio.sleep(3)  # taken by now, and held: due in 50 minutes
+        started = time.monotonic()
+        proc.stop(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        proc.kill()
+    assert proc.proc.returncode is not None and took < 15, f"SIGTERM took {took:.1f} s"
+    # Not lost: published again (as it came) when the worker stopped.
+    assert len(await _copies(settings, waiting)) == 2
+    assert "left unacknowledged" not in proc.logs() and "could not be published again" not in proc.logs()
+
+
+async def _copies(settings, record: dict) -> list:
+    return [
+        value
+        for _, value in await read_topic(settings.kafka_broker_url, settings.topic("digest-retries"), settle=0.5)
+        if isinstance(value, dict) and value.get("not_before") == record["not_before"]
+    ]
