@@ -17,7 +17,7 @@ import asyncio
 import statistics
 import tempfile
 import time
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -29,7 +29,7 @@ from tests.conftest import FreshDatabase
 from tests.integration.harness import OPS_TOKEN, WorkerProcess, eventually, free_port, unique_name
 from tests.integration.kafka_io import delete_app_topics
 
-DAY = date(2026, 11, 25)
+DAY = datetime.now(UTC).date()  # deadline events must name a date near today (EVENT_DATE_DAYS_*)
 TOKEN = "4242:bench-token"
 
 
