@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 
 from agents.console.sources import read_dead_letters
@@ -21,7 +22,7 @@ from sandbox.telegram import Reply
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.integration.conftest import start_worker, worker_env
-from tests.integration.harness import REPO, eventually
+from tests.integration.harness import AUTH, REPO, eventually
 from tests.integration.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
@@ -64,6 +65,9 @@ async def test_a_deeply_nested_event_is_a_letter_the_operators_tools_can_show(
     assert letter["reason"] == "not JSON: nested deeper than 16"
     counts = await asyncio.to_thread(dry_run, worker.env)  # planning every letter, this one included, never raises
     assert counts["unreplayable"] >= 1
+    url = f"http://127.0.0.1:{worker_settings.web_port}/ops/"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=AUTH) as response:
+        assert response.status == 200 and "nested deeper than 16" in await response.text()  # the console shows it
     assert worker.proc.poll() is None
 
 
