@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ from streams.kafka_security import kafka_options
 from streams.settings import Settings
 
 __all__ = [
+    "UNWRITTEN",
     "DeadLetterNotWritten",
     "DeadLetterSink",
     "Replay",
@@ -47,6 +48,7 @@ __all__ = [
     "plan_replay",
     "read_letter",
     "replay_dead_letters",
+    "unless_unwritten",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,27 @@ async def decode_or_dead_letter(event: EventT, parse: Callable[[bytes], T], sink
         await sink.reject(event, str(exc))
         sink.malformed[message.topic] += 1
         return None
+
+
+#: What ``unless_unwritten`` gives when a dead letter the work needed could not be written.
+UNWRITTEN = object()
+
+
+async def unless_unwritten(event: EventT, work: Awaitable[T]) -> T | object:
+    """``work``'s result, or ``UNWRITTEN`` (logged) when a dead letter it needed was not written: the caller
+    then leaves ``event`` unacknowledged, so it comes again after a restart or rebalance instead of being lost."""
+    try:
+        return await work
+    except DeadLetterNotWritten:
+        message = event.message
+        log.error(
+            "%s: partition %s offset %s left unacknowledged: its dead letter could not be written; "
+            "it is handled again after a restart or rebalance",
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+        return UNWRITTEN
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,12 +21,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import faust
 from faust.types import EventT
 
+from agents.notifications.dates import DeliveryDates, stale_cafes
 from agents.notifications.delivery import (
     Deferred,
     DeliveryState,
@@ -43,7 +44,6 @@ from agents.notifications.delivery import (
     retry_delay,
 )
 from agents.notifications.i18n import DigestFormat
-from agents.notifications.retention import retention_cutoff, stale_cafes
 from models.records import (
     DeadlinePassed,
     DeliverySweep,
@@ -54,7 +54,13 @@ from models.records import (
     parse_retry_or_sweep,
 )
 from streams.concurrency import KeyedLocks, TaskPool
-from streams.dead_letters import DeadLetterNotWritten, DeadLetterSink, decode_or_dead_letter
+from streams.dead_letters import (
+    UNWRITTEN,
+    DeadLetterNotWritten,
+    DeadLetterSink,
+    decode_or_dead_letter,
+    unless_unwritten,
+)
 from streams.due_queue import DueQueue
 from streams.settings import Settings
 
@@ -62,8 +68,6 @@ __all__ = ["DigestNotifier"]
 
 log = logging.getLogger(__name__)
 
-#: What an event's handling came to when a dead letter it needed could not be written.
-UNWRITTEN = object()
 #: Slack on a retry's ``not_before`` beyond the longest delay the worker itself schedules (jitter, clock skew).
 NOT_BEFORE_SLACK = 60.0
 
@@ -107,6 +111,7 @@ class DigestNotifier:
         self.counts: Counter[str] = Counter()
         self.in_flight = TaskPool(config.digest_concurrency)
         self._cafes = KeyedLocks()
+        self.dates = DeliveryDates.of(config)
         #: The latest ``not_before`` a retry may name: the longest delay the worker schedules, and some slack.
         self.max_delay = max(config.notify_backoff_max, config.telegram_max_retry_after) + NOT_BEFORE_SLACK
 
@@ -121,7 +126,7 @@ class DigestNotifier:
 
         async def handle() -> None:
             async with self._cafes.hold(key_text(event.key)):
-                outcome = await self._unless_unwritten(event, self.on_deadline_event(event))
+                outcome = await unless_unwritten(event, self.on_deadline_event(event))
             if outcome is not UNWRITTEN:
                 await done(event)
 
@@ -130,7 +135,7 @@ class DigestNotifier:
     async def admit_retry(self, event: EventT, done: Callable[[EventT], Awaitable[object]]) -> None:
         """Take a raw ``digest-retries`` event: a malformed one is dead-lettered, a sweep drops quiet cafes, and
         a retry waits for its time in ``waiting`` (never in the stream's loop), then has its attempt made."""
-        retry = await self._unless_unwritten(event, decode_or_dead_letter(event, self._parse_retry, self.dead_letters))
+        retry = await unless_unwritten(event, decode_or_dead_letter(event, self._parse_retry, self.dead_letters))
         if retry is UNWRITTEN:
             return
         if retry is None:
@@ -171,35 +176,9 @@ class DigestNotifier:
             )
             await self.dead_letters.reject(event, f"internal error: {type(exc).__name__}")
 
-    async def _unless_unwritten(self, event: EventT, work: Awaitable[Any]) -> Any:
-        """``work``'s result, or ``UNWRITTEN`` if a dead letter it needed was not written (the event stays unacked)."""
-        try:
-            return await work
-        except DeadLetterNotWritten:
-            message = event.message
-            log.error(
-                "%s: partition %s offset %s left unacknowledged: its dead letter could not be written; "
-                "it is handled again after a restart or rebalance",
-                message.topic,
-                message.partition,
-                message.offset,
-            )
-            return UNWRITTEN
-
-    def _window(self) -> tuple[date, date]:
-        """The dates an event may name: ``EVENT_DATE_DAYS_BACK`` before today (in TIMEZONE) to ``_AHEAD`` after."""
-        today = datetime.fromtimestamp(self.clock(), self.config.zone).date()
-        config = self.config
-        return today - timedelta(days=config.event_date_days_back), today + timedelta(days=config.event_date_days_ahead)
-
-    def _in_window(self, day: date) -> None:
-        earliest, latest = self._window()
-        if not earliest <= day <= latest:
-            raise InvalidEvent(f"date {day.isoformat()} outside the accepted window {earliest} .. {latest}")
-
     def _parse_event(self, raw: bytes) -> DeadlinePassed:
         record = parse_deadline_passed(raw)
-        self._in_window(record.order_date)
+        self.dates.check(record.order_date, self.clock())
         return record
 
     def sweep(self, partition: int) -> int:
@@ -207,12 +186,8 @@ class DigestNotifier:
 
         Must run while an event of ``partition`` is handled (the tombstones go to its changelog partition).
         """
-        config = self.config
-        today = datetime.fromtimestamp(self.clock(), config.zone).date()
-        cutoff = retention_cutoff(
-            today, retention_days=config.state_retention_days, days_back=config.event_date_days_back
-        )
-        partitions = self.table.partitions or config.topic_partitions
+        cutoff = self.dates.cutoff(self.clock())
+        partitions = self.table.partitions or self.config.topic_partitions
         stale = stale_cafes(list(self.table.items()), partition=partition, partitions=partitions, cutoff=cutoff)
         for key in stale:
             del self.table[key]
@@ -229,14 +204,14 @@ class DigestNotifier:
         retry = parse_retry_or_sweep(raw)
         if isinstance(retry, DeliverySweep):
             return retry
-        self._in_window(date.fromisoformat(retry.date))
+        self.dates.check(date.fromisoformat(retry.date), self.clock())
         if retry.not_before > self.clock() + self.max_delay:
             raise InvalidEvent(f"not_before more than {self.max_delay:.0f} s ahead")
         return retry
 
     async def _retry_now(self, event: EventT, retry: DigestRetry, done: Callable[[EventT], Awaitable[object]]) -> None:
         async with self._cafes.hold(str(retry.cafe_id)):
-            outcome = await self._unless_unwritten(event, self.on_retry(retry))
+            outcome = await unless_unwritten(event, self.on_retry(retry))
         if outcome is not UNWRITTEN:
             await done(event)
 
@@ -319,7 +294,7 @@ class DigestNotifier:
 
     def _save(self, key: str, day: str, state: DeliveryState) -> None:
         """Store ``state``; the dates before the window are dropped (no event can name them again)."""
-        earliest = self._window()[0].isoformat()
+        earliest = self.dates.window(self.clock())[0].isoformat()
         states = {**(self.table.get(key) or {}), day: state.to_dict()}
         self.table[key] = {d: states[d] for d in sorted(states) if d >= earliest}
 

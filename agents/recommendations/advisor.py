@@ -25,7 +25,7 @@ from agents.recommendations.ports import Cache, Recommender, UserSource
 from agents.recommendations.usage import Answer, TokenUsage
 from models.records import BatchProgress, ProgressKind, RecommendationRequest, parse_recommendation_request
 from streams.concurrency import KeyedLocks, TaskPool
-from streams.dead_letters import DeadLetterNotWritten, DeadLetterSink, decode_or_dead_letter
+from streams.dead_letters import UNWRITTEN, DeadLetterSink, decode_or_dead_letter, unless_unwritten
 
 __all__ = ["NoGeminiKeys", "UserAdvisor"]
 
@@ -71,10 +71,10 @@ class UserAdvisor:
 
         A malformed request is dead-lettered and acknowledged; one whose letter is not written is not acknowledged.
         """
-        try:
-            request = await decode_or_dead_letter(event, parse_recommendation_request, self.dead_letters)
-        except DeadLetterNotWritten:
-            log.error("recommendation-requests: offset %s: its dead letter could not be written", event.message.offset)
+        request = await unless_unwritten(
+            event, decode_or_dead_letter(event, parse_recommendation_request, self.dead_letters)
+        )
+        if request is UNWRITTEN:
             return
         if request is None:
             await done(event)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from agents.notifications.retention import partition_of
+from agents.notifications.dates import partition_of
 from streams.producers import EventPublisher
 from streams.settings import Settings
 from tests.integration.conftest import worker_env

@@ -10,7 +10,7 @@ import tracemalloc
 from datetime import date
 
 from agents.notifications import agent as notifications
-from agents.notifications.retention import partition_of, retention_cutoff, stale_cafes
+from agents.notifications.dates import partition_of, retention_cutoff, stale_cafes
 from models.records import DeliverySweep
 from tests.unit.notifications.test_agent import DAY, FakeSender, FakeStore, bind, build, wired  # noqa: F401
 
