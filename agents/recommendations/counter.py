@@ -5,7 +5,7 @@ It owns the one-partition ``recommendation-batch-progress`` topic and the tables
 counted once per user and batch, even when a request was delivered twice. On the
 leader's periodic ``sweep`` it looks for running batches that heard from none of
 their users for ``RECOMMENDATIONS_STALL_AFTER`` seconds (a request lost in a
-rebalance, see README *Rebalances*) and sends again the requests of the users not
+rebalance, see docs/operations.md, *Rebalances*) and sends again the requests of the users not
 counted yet; after ``MAX_RESENDS`` rounds the users still missing count as failed.
 """
 

@@ -1,4 +1,7 @@
-"""The README's ``kafka-acls`` commands are the ACLs the secured test broker runs with (``scripts/kafka/acls.txt``)."""
+"""The ``kafka-acls`` commands of docs/operations.md are the ACLs the secured test broker runs with.
+
+The broker's are ``scripts/kafka/acls.txt``, added by ``scripts/services.sh``.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ def broker_acls() -> set[Acl]:
 
 
 def readme_acls() -> set[Acl]:
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    text = (ROOT / "docs" / "operations.md").read_text().replace("\\\n", " ")
     acls = set()
     for command in re.findall(r"^\$ACLS (.+)$", text, re.MULTILINE):
         principal = re.search(r"--allow-principal (\S+)", command)[1]
@@ -37,9 +40,9 @@ def readme_acls() -> set[Acl]:
     return acls
 
 
-def test_the_readme_lists_exactly_the_acls_the_tests_run_under():
+def test_the_operations_guide_lists_exactly_the_acls_the_tests_run_under():
     documented = readme_acls()
-    assert documented, "no kafka-acls commands found in the README"
+    assert documented, "no kafka-acls commands found in docs/operations.md"
     assert documented == broker_acls()
 
 

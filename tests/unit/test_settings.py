@@ -49,8 +49,8 @@ CERT, KEY = self_signed()
 
 
 def readme_defaults() -> dict[str, str]:
-    """``VARIABLE -> default`` from the README's Configuration table (``/`` rows give several)."""
-    section = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    """``VARIABLE -> default`` from the table of docs/configuration.md (``/`` rows give several)."""
+    section = (ROOT / "docs" / "configuration.md").read_text()
     table: dict[str, str] = {}
     for row in re.findall(r"^\| (`[A-Z0-9_]+`.*?) \| (.+?) \| .*\|$", section, re.MULTILINE):
         names, defaults = re.findall(r"`([A-Z0-9_]+)`", row[0]), row[1].split(" / ")
