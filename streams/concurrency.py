@@ -6,7 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 
-__all__ = ["KeyedLocks", "TaskPool"]
+from faust.types import EventT
+
+__all__ = ["KeyedLocks", "KeyedPool", "TaskPool"]
 
 
 class KeyedLocks:
@@ -62,3 +64,39 @@ class TaskPool:
         """Wait until every started job has finished."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class KeyedPool:
+    """Events of a stream read without auto-ack, handled ``size`` at a time, one at a time per key.
+
+    ``submit`` waits for a free slot, then runs the job in a task of its own while holding the event's key; the
+    event is acknowledged (``done``) once its job says it was handled, so a crash or an unhandled one comes again.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._pool = TaskPool(size)
+        self._keys = KeyedLocks()
+
+    def __len__(self) -> int:
+        return len(self._pool)
+
+    async def submit(
+        self,
+        event: EventT,
+        key: Hashable,
+        job: Callable[[], Awaitable[bool]],
+        done: Callable[[EventT], Awaitable[object]],
+    ) -> None:
+        """Handle ``event`` with ``job()`` (True: acknowledge it) once a slot is free and ``key`` is not held."""
+
+        async def run() -> None:
+            async with self._keys.hold(key):
+                handled = await job()
+            if handled:
+                await done(event)
+
+        await self._pool.start(run)
+
+    async def join(self) -> None:
+        """Wait until every submitted job has finished."""
+        await self._pool.join()

@@ -53,7 +53,7 @@ from models.records import (
     parse_deadline_passed,
     parse_retry_or_sweep,
 )
-from streams.concurrency import KeyedLocks, TaskPool
+from streams.concurrency import KeyedPool
 from streams.dead_letters import (
     UNWRITTEN,
     DeadLetterNotWritten,
@@ -109,8 +109,7 @@ class DigestNotifier:
             requeue=self.requeue, clock=lambda: self.clock(), sleep=sleep, stopping=stopping, assigned=assigned
         )
         self.counts: Counter[str] = Counter()
-        self.in_flight = TaskPool(config.digest_concurrency)
-        self._cafes = KeyedLocks()
+        self.in_flight = KeyedPool(config.digest_concurrency)
         self.dates = DeliveryDates.of(config)
         #: The latest ``not_before`` a retry may name: the longest delay the worker schedules, and some slack.
         self.max_delay = max(config.notify_backoff_max, config.telegram_max_retry_after) + NOT_BEFORE_SLACK
@@ -124,13 +123,10 @@ class DigestNotifier:
         ``done`` (the stream's ack) is called once the event is handled, so a crash redelivers it.
         """
 
-        async def handle() -> None:
-            async with self._cafes.hold(key_text(event.key)):
-                outcome = await unless_unwritten(event, self.on_deadline_event(event))
-            if outcome is not UNWRITTEN:
-                await done(event)
+        async def handle() -> bool:
+            return await unless_unwritten(event, self.on_deadline_event(event)) is not UNWRITTEN
 
-        await self.in_flight.start(handle)
+        await self.in_flight.submit(event, key_text(event.key), handle, done)
 
     async def admit_retry(self, event: EventT, done: Callable[[EventT], Awaitable[object]]) -> None:
         """Take a raw ``digest-retries`` event: a malformed one is dead-lettered, a sweep drops quiet cafes, and
@@ -147,7 +143,7 @@ class DigestNotifier:
             return
 
         async def attempt() -> None:
-            await self.in_flight.start(lambda: self._retry_now(event, retry, done))
+            await self.in_flight.submit(event, str(retry.cafe_id), lambda: self._retry_now(event, retry), done)
 
         await self.waiting.put(event, retry.not_before, attempt, done)
 
@@ -209,11 +205,8 @@ class DigestNotifier:
             raise InvalidEvent(f"not_before more than {self.max_delay:.0f} s ahead")
         return retry
 
-    async def _retry_now(self, event: EventT, retry: DigestRetry, done: Callable[[EventT], Awaitable[object]]) -> None:
-        async with self._cafes.hold(str(retry.cafe_id)):
-            outcome = await unless_unwritten(event, self.on_retry(retry))
-        if outcome is not UNWRITTEN:
-            await done(event)
+    async def _retry_now(self, event: EventT, retry: DigestRetry) -> bool:
+        return await unless_unwritten(event, self.on_retry(retry)) is not UNWRITTEN
 
     async def requeue(self, event: EventT) -> None:
         """Publish a retry not due yet again, as it came (same key: same partition), and wait for the broker."""

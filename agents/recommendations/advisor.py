@@ -24,7 +24,7 @@ from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.ports import Cache, Recommender, UserSource
 from agents.recommendations.usage import Answer, TokenUsage
 from models.records import BatchProgress, ProgressKind, RecommendationRequest, parse_recommendation_request
-from streams.concurrency import KeyedLocks, TaskPool
+from streams.concurrency import KeyedPool
 from streams.dead_letters import UNWRITTEN, DeadLetterSink, decode_or_dead_letter, unless_unwritten
 
 __all__ = ["NoGeminiKeys", "UserAdvisor"]
@@ -61,8 +61,7 @@ class UserAdvisor:
         self.dead_letters = dead_letters
         self.zone = zone
         self.clock = clock
-        self.in_flight = TaskPool(concurrency)
-        self._users = KeyedLocks()
+        self.in_flight = KeyedPool(concurrency)
         #: Batches this process saw run out of Gemini keys: their remaining users are skipped.
         self.exhausted: set[str] = set()
 
@@ -80,17 +79,15 @@ class UserAdvisor:
             await done(event)
             return
 
-        async def handle() -> None:
+        async def handle() -> bool:
             try:
-                async with self._users.hold(request.user_id):
-                    for progress in await self.advise(request):
-                        await self.outbox.progress(progress)
-            except Exception:
+                for progress in await self.advise(request):
+                    await self.outbox.progress(progress)
+            except Exception:  # counted as missing; the counter's stall sweep asks for the user again
                 log.exception("recommendation batch=%s user=%s: could not report", request.batch_id, request.user_id)
-            finally:
-                await done(event)
+            return True
 
-        await self.in_flight.start(handle)
+        await self.in_flight.submit(event, request.user_id, handle, done)
 
     async def advise(self, request: RecommendationRequest) -> list[BatchProgress]:
         """Make, validate and cache one user's recommendation; the progress to report. Never raises."""

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams.concurrency import KeyedLocks, TaskPool
+from streams.concurrency import KeyedLocks, KeyedPool, TaskPool
 
 
 async def test_the_pool_never_runs_more_than_its_size_and_finishes_everything():
@@ -85,3 +85,29 @@ async def test_a_waiter_cancelled_or_failing_leaves_no_lock_behind():
     assert len(locks) == 0
     async with locks.hold("a"):  # and the key can be held again
         pass
+
+
+async def test_a_keyed_pool_runs_keys_apart_one_key_in_order_and_acks_what_was_handled():
+    pool, acked, order, running, peak = KeyedPool(2), [], [], set(), 0
+
+    def job(event: str, key: str, handled: bool = True):
+        async def run() -> bool:
+            nonlocal peak
+            running.add(event)
+            peak = max(peak, len(running))
+            await asyncio.sleep(0.01)
+            order.append((key, event))
+            running.discard(event)
+            return handled
+
+        return run
+
+    async def ack(event: str) -> None:
+        acked.append(event)
+
+    for event, key in (("a1", "a"), ("b1", "b"), ("a2", "a"), ("b2", "b")):
+        await pool.submit(event, key, job(event, key, handled=event != "b2"), ack)
+    await pool.join()
+    assert peak == 2 and len(pool) == 0
+    assert [e for k, e in order if k == "a"] == ["a1", "a2"] and [e for k, e in order if k == "b"] == ["b1", "b2"]
+    assert sorted(acked) == ["a1", "a2", "b1"]  # b2 was not handled: left for redelivery

@@ -21,7 +21,7 @@ from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.planner import BatchPlanner
 from agents.recommendations.usage import Answer, TokenUsage
 from models.records import BatchProgress, BatchTrigger, RecommendationRequest
-from streams.concurrency import TaskPool
+from streams.concurrency import KeyedPool
 from streams.dead_letters import DeadLetterSink
 from tests.unit.fakes import FakeTopic
 
@@ -200,7 +200,7 @@ async def test_per_user_outcomes(wired):
 
 async def test_exhausted_keys_stop_the_batch_and_skip_the_rest_without_calls(wired):
     wired.gemini.failures.append(AllKeysExhausted("every key disabled"))
-    wired.advisor.in_flight = TaskPool(1)  # one after another: the first user meets the exhausted keys
+    wired.advisor.in_flight = KeyedPool(1)  # one after another: the first user meets the exhausted keys
     async with reco.recommend_for_user.test_context() as agent:
         for user in (1, 2, 3):
             await agent.put(RecommendationRequest(batch_id="b", user_id=user, day="2026-11-25").dumps(), key=str(user))
