@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo
 from faust.types import EventT
 
 from agents.recommendations.advice import build_prompt
-from agents.recommendations.gemini_errors import GeminiError
-from agents.recommendations.keypool import AllKeysExhausted
+from agents.recommendations.gemini_errors import AllKeysExhausted, GeminiError
 from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.ports import Cache, Recommender, UserSource
 from agents.recommendations.usage import Answer, TokenUsage

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from agents.recommendations.advice import InvalidRecommendation, Recommendation, validate_recommendation
 from agents.recommendations.gemini_errors import (
+    AllKeysExhausted,
     GeminiError,
     GeminiUnavailable,
     RecommendationFailed,
@@ -39,7 +40,7 @@ from agents.recommendations.gemini_errors import (
     parse_duration,
 )
 from agents.recommendations.key_broker import SHARED_ERRORS, KeyBroker
-from agents.recommendations.keypool import AllKeysExhausted, KeyLease, KeyPool, KeyState
+from agents.recommendations.keypool import KeyLease, KeyPool, KeyState
 from agents.recommendations.shared_keys import DEFAULT_PREFIX, SharedKeyStates
 from agents.recommendations.usage import Answer, TokenUsage
 

@@ -4,8 +4,8 @@ Exceptions (API keys never appear in them: SDK errors are never chained, only sa
 
     GeminiError                 root of this integration
     ├── RecommendationFailed    this user's request or answer was bad (invalid / empty output, 400)
-    └── GeminiUnavailable       attempts used up on 429 / 5xx / transport errors: try again later
-    AllKeysExhausted            (keypool) no key usable now or within ``max_wait_s``
+    ├── GeminiUnavailable       attempts used up on 429 / 5xx / transport errors: try again later
+    └── AllKeysExhausted        no key usable now or within ``max_wait_s``: the batch stops
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from agents.recommendations.usage import TokenUsage
 
 __all__ = [
     "DEFAULT_RETRY_DELAY",
+    "AllKeysExhausted",
     "GeminiError",
     "GeminiUnavailable",
     "RecommendationFailed",
@@ -53,6 +54,10 @@ class RecommendationFailed(GeminiError):
 
 class GeminiUnavailable(GeminiError):
     """Every attempt hit a rate limit, a server error or a transport failure."""
+
+
+class AllKeysExhausted(GeminiError):
+    """No key is usable now or within the caller's bound (all disabled, or parked/cooling too long)."""
 
 
 def parse_duration(value: object, default: float = DEFAULT_RETRY_DELAY) -> float:

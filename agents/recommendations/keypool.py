@@ -27,7 +27,6 @@ from streams.redaction import key_fingerprint
 __all__ = [
     "DISABLE_FOR",
     "QUOTA_ZONE",
-    "AllKeysExhausted",
     "KeyLease",
     "KeyPool",
     "KeyState",
@@ -40,10 +39,6 @@ log = logging.getLogger(__name__)
 
 QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
 DISABLE_FOR = 3 * 3600.0  # seconds a rejected key stays disabled
-
-
-class AllKeysExhausted(Exception):
-    """No key is usable now or within the caller's bound (all disabled, or parked/cooling too long)."""
 
 
 class KeyState(StrEnum):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import faust
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from agents.recommendations.batch_health import RECENT_BATCHES
 from agents.recommendations.batches import BatchCounts
 from agents.recommendations.gemini import GeminiRecommender
 
@@ -14,7 +15,6 @@ __all__ = ["recommendation_metrics"]
 
 BATCH_STATES = ("total", "succeeded", "failed", "skipped")
 TOKEN_KINDS = ("prompt", "output", "total")
-RECENT_BATCHES = 5
 
 
 def recommendation_metrics(gemini: GeminiRecommender | None, batches: faust.Table) -> Iterator[Metric]:

@@ -15,8 +15,7 @@ from agents.recommendations.advisor import UserAdvisor
 from agents.recommendations.agent import Recommendations
 from agents.recommendations.batches import BatchCounts, BatchStatus
 from agents.recommendations.counter import BatchCounter
-from agents.recommendations.gemini_errors import RecommendationFailed
-from agents.recommendations.keypool import AllKeysExhausted
+from agents.recommendations.gemini_errors import AllKeysExhausted, RecommendationFailed
 from agents.recommendations.outbox import BatchOutbox
 from agents.recommendations.planner import BatchPlanner
 from agents.recommendations.usage import Answer, TokenUsage

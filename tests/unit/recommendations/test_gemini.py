@@ -14,8 +14,13 @@ from google.genai import types
 
 from agents.recommendations.advice import Recommendation
 from agents.recommendations.gemini import GeminiRecommender
-from agents.recommendations.gemini_errors import GeminiError, GeminiUnavailable, RecommendationFailed, parse_duration
-from agents.recommendations.keypool import AllKeysExhausted
+from agents.recommendations.gemini_errors import (
+    AllKeysExhausted,
+    GeminiError,
+    GeminiUnavailable,
+    RecommendationFailed,
+    parse_duration,
+)
 from agents.recommendations.usage import TokenUsage
 from sandbox import gemini as sandbox
 from streams.redaction import key_fingerprint
