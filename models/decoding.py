@@ -25,6 +25,7 @@ __all__ = [
     "load_object",
     "optional_datetime",
     "positive_int",
+    "record_of",
 ]
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -132,7 +133,11 @@ def decode_record(
     raw: bytes | str | None, cls: type[R], *, max_bytes: int = MAX_EVENT_BYTES, max_text: int = MAX_TEXT
 ) -> R:
     """The ``cls`` record in ``raw`` (JSON; Faust's metadata and unknown fields ignored), every field checked."""
-    obj = load_object(raw, max_bytes)
+    return record_of(load_object(raw, max_bytes), cls, max_text=max_text)
+
+
+def record_of(obj: dict[str, Any], cls: type[R], *, max_text: int = MAX_TEXT) -> R:
+    """The ``cls`` record of an object already loaded (``load_object``), every field checked."""
     values: dict[str, Any] = {}
     for name, kind in cls._options.fields.items():
         if name not in obj:

@@ -26,6 +26,7 @@ from models.decoding import (
     load_object,
     optional_datetime,
     positive_int,
+    record_of,
 )
 
 __all__ = [
@@ -298,21 +299,25 @@ def _positive(value: int, name: str) -> int:
     return value
 
 
-def parse_digest_retry(raw: bytes | str | None) -> DigestRetry:
-    """Decode a ``digest-retries`` value: its ids positive, its date a date (its timing is checked by the notifier)."""
-    retry = decode_record(raw, DigestRetry)
+def _digest_retry(obj: dict[str, Any]) -> DigestRetry:
+    retry = record_of(obj, DigestRetry)
     _positive(retry.cafe_id, "cafe_id")
     _positive(retry.attempt, "attempt")
     retry.date = iso_date({"date": retry.date}, "date")
     return retry
 
 
+def parse_digest_retry(raw: bytes | str | None) -> DigestRetry:
+    """Decode a ``digest-retries`` value: its ids positive, its date a date (its timing is checked by the notifier)."""
+    return _digest_retry(load_object(raw))
+
+
 def parse_retry_or_sweep(raw: bytes | str | None) -> DigestRetry | DeliverySweep:
-    """Decode a ``digest-retries`` value: a retry, or a retention sweep (``{"sweep": true, "at": ...}``)."""
-    try:
-        sweep = decode_record(raw, DeliverySweep)
-    except InvalidEvent:
-        return parse_digest_retry(raw)
+    """Decode a ``digest-retries`` value (parsed once): a retry, or a retention sweep (``{"sweep": true, ...}``)."""
+    obj = load_object(raw)
+    if "sweep" not in obj:
+        return _digest_retry(obj)
+    sweep = record_of(obj, DeliverySweep)
     if not sweep.sweep:
         raise InvalidEvent("'sweep' must be true")
     return sweep

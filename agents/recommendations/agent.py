@@ -26,7 +26,7 @@ from models.records import (
 )
 from streams.app import app, settings
 from streams.binding import Late
-from streams.dead_letters import DeadLetterNotWritten, decode_or_dead_letter
+from streams.dead_letters import decode_or_dead_letter, unless_unwritten
 from streams.topics import batch_progress_topic, batch_triggers_topic, daily_tasks_topic, recommendation_requests_topic
 
 __all__ = [
@@ -119,11 +119,10 @@ async def plan_recommendation_batch(stream: AsyncIterable[Any]) -> None:
     async for event in stream.events():  # type: ignore[attr-defined]
         planner = recommendations().planner
         try:
-            trigger = await decode_or_dead_letter(event, parse_batch_trigger, planner.dead_letters)
-            if trigger is not None:
+            decoding = decode_or_dead_letter(event, parse_batch_trigger, planner.dead_letters)
+            trigger = await unless_unwritten(event, decoding)
+            if isinstance(trigger, BatchTrigger):
                 await planner.on_trigger(trigger)
-        except DeadLetterNotWritten:
-            log.error("recommendation-triggers: offset %s: its dead letter could not be written", event.message.offset)
         except Exception as exc:
             # The next tick retries a scheduled batch; a manual one must be requested again.
             log.error("recommendations: trigger failed: %s: %s", type(exc).__name__, exc)
@@ -143,12 +142,9 @@ async def count_batch_progress(stream: AsyncIterable[Any]) -> None:
     async for event in stream.events():  # type: ignore[attr-defined]
         service = recommendations()
         try:
-            progress = await decode_or_dead_letter(event, parse_batch_progress, service.planner.dead_letters)
-            if progress is not None:
+            decoding = decode_or_dead_letter(event, parse_batch_progress, service.planner.dead_letters)
+            progress = await unless_unwritten(event, decoding)
+            if isinstance(progress, BatchProgress):
                 await service.counter.on_progress(progress)
-        except DeadLetterNotWritten:
-            log.error(
-                "recommendation-batch-progress: offset %s: its dead letter could not be written", event.message.offset
-            )
         except Exception:
             log.exception("recommendations: progress event at offset %s failed", event.message.offset)
