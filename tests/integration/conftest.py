@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.gemini import GeminiThread
+from sandbox.gemini import run_in_thread as run_gemini
 from sandbox.telegram import TelegramThread, run_in_thread
 from streams.settings import Settings
+from tests.conftest import FreshDatabase
 from tests.integration.factory import Factory
 from tests.integration.harness import (
     APP_IDS,
@@ -75,6 +78,22 @@ async def factory(test_database_url: str):
     f = Factory(test_database_url)
     yield f
     await f.close()
+
+
+@pytest.fixture(scope="module")
+def own_database(services) -> Iterator[FreshDatabase]:
+    """A fresh database of the module's own: its tests see only the users and orders they make."""
+    db = FreshDatabase(unique_name("lunch_module").replace("-", "_")).create()
+    yield db
+    db.drop()
+
+
+@pytest.fixture(scope="module")
+def gemini() -> Iterator[GeminiThread]:
+    """A fake Gemini API (the real REST path and JSON, scriptable answers) for the module."""
+    fake = run_gemini()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="module")

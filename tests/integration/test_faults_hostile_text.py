@@ -7,13 +7,12 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from sandbox.gemini import recommendation, run_in_thread
+from sandbox.gemini import recommendation
 from streams.producers import EventPublisher
 from streams.settings import Settings
-from tests.conftest import FreshDatabase
 from tests.integration.conftest import start_worker, worker_env
 from tests.integration.factory import Factory
-from tests.integration.harness import eventually, unique_name
+from tests.integration.harness import eventually
 from tests.integration.recommendations import (
     KEYS,
     REDIS_URL,
@@ -36,23 +35,9 @@ def hidden_in(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def database(services):
-    db = FreshDatabase(unique_name("lunch_hostile").replace("-", "_")).create()
-    yield db
-    db.drop()
-
-
-@pytest.fixture(scope="module")
-def gemini():
-    fake = run_in_thread()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def worker(database, telegram, gemini, tmp_path_factory):
+def worker(own_database, telegram, gemini, tmp_path_factory):
     env = worker_env(
-        database.url,
+        own_database.url,
         TELEGRAM_API_BASE_URL=telegram.base_url,
         GEMINI_API_KEYS=",".join(KEYS),
         GEMINI_API_BASE_URL=gemini.base_url,
@@ -70,8 +55,8 @@ def settings(worker) -> Settings:
 
 
 @pytest.fixture
-async def factory(database):
-    f = Factory(database.url)
+async def factory(own_database):
+    f = Factory(own_database.url)
     yield f
     await f.close()
 

@@ -24,12 +24,10 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from redis.asyncio import Redis
 
 from agents.console.sources import read_dead_letters
-from sandbox.gemini import run_in_thread as run_gemini
 from streams.kafka_security import kafka_options
 from streams.producers import EventPublisher
 from streams.redis_connection import redis_client
 from streams.settings import Settings
-from tests.conftest import FreshDatabase
 from tests.integration.conftest import start_worker, worker_env
 from tests.integration.factory import Factory
 from tests.integration.harness import REPO, WorkerProcess, eventually, unique_name
@@ -97,26 +95,12 @@ def clean_broker(kafka_env) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def secure_database(services) -> Iterator[FreshDatabase]:
-    db = FreshDatabase(unique_name("lunch_secure").replace("-", "_")).create()
-    yield db
-    db.drop()
-
-
-@pytest.fixture(scope="module")
-def gemini():
-    fake = run_gemini(latency=0.01)
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def secure_worker(
-    clean_broker, kafka_env, redis_env, secure_database, telegram, gemini, tmp_path_factory
+    clean_broker, kafka_env, redis_env, own_database, telegram, gemini, tmp_path_factory
 ) -> Iterator[WorkerProcess]:
     """A worker on SASL_SSL + SCRAM under the worker's ACLs, with Redis over TLS as an ACL user."""
     env = worker_env(
-        secure_database.url,
+        own_database.url,
         **sasl(kafka_env, "worker"),
         APP_ID=unique_name("lunch-secure"),
         TELEGRAM_API_BASE_URL=telegram.base_url,
@@ -141,8 +125,8 @@ def backend(kafka_env) -> Settings:
 
 
 @pytest.fixture
-async def factory(secure_database):
-    f = Factory(secure_database.url)
+async def factory(own_database):
+    f = Factory(own_database.url)
     yield f
     await f.close()
 
