@@ -88,6 +88,18 @@ wait_until() {
     done
 }
 
+# stop_pid NAME PID: SIGTERM to PID, then SIGKILL if it is still alive after 60 s; dies if even that fails.
+stop_pid() {
+    local name="$1" pid="$2"
+    log "$name: stopping (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_until 60 bash -c "! kill -0 $pid 2>/dev/null"; then
+        log "$name: still running after 60s, killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || die "could not stop $name pid $pid"
+    fi
+}
+
 # Shell code closing every inherited file descriptor above 2. Daemons we leave behind must hold neither our lock
 # nor a pipe of whoever called us (a CI runner waiting for EOF would hang).
 # shellcheck disable=SC2016  # expanded by the inner bash
@@ -319,13 +331,7 @@ kafka_stop() {
         fi
         return 0
     fi
-    log "kafka: stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_until 60 bash -c "! kill -0 $pid 2>/dev/null"; then
-        log "kafka: still running after 60s, killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-        wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || die "could not stop Kafka pid $pid"
-    fi
+    stop_pid kafka "$pid"
     rm -f "$KAFKA_PID"
     log "kafka: stopped"
 }
@@ -975,13 +981,7 @@ kafka_secure_stop() {
         fi
         return 0
     fi
-    log "kafka-secure: stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_until 60 bash -c "! kill -0 $pid 2>/dev/null"; then
-        log "kafka-secure: still running after 60s, killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-        wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || die "could not stop kafka-secure pid $pid"
-    fi
+    stop_pid kafka-secure "$pid"
     rm -f "$KS_PID"
     log "kafka-secure: stopped"
 }
